@@ -1,0 +1,462 @@
+/* snapshot: compiles the config (functions, frontends, routes) into an immutable snapshot. */
+#include "snapshot.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../functions/c_runtime.h"
+#include "../functions/lua_runtime.h"
+
+static atomic_uint_fast64_t snapshot_versions;
+
+static const char *const entry_keys[] = {"server", "defaults", "functions", "frontends", NULL};
+static const char *const limit_keys[] = {"timeout_ms", "concurrency", "memory_mb", NULL};
+static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", NULL};
+static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
+static const char *const header_match_keys[] = {"name", "value", NULL};
+static const char *const route_keys[] = {"method",    "path",  "function", "timeout_ms", "concurrency",
+                                         "memory_mb", "steps", "auth",     NULL};
+static const char *const lua_fn_keys[] = {"lua", NULL};
+static const char *const c_fn_keys[] = {"c", "symbol", NULL};
+
+/* Reads limit keys from obj into `limits`, keeping the inherited value of any key that is absent. */
+static void parse_limits(cfg_errors *errs, const char *file, const char *path, json_t *obj, bff_limits *limits)
+{
+    uint64_t v;
+    if (cfg_get_uint(errs, file, path, obj, "timeout_ms", 1, 600000, 0, &v) == 1)
+        limits->timeout_ms = v;
+    if (cfg_get_uint(errs, file, path, obj, "concurrency", 1, 1000000, 0, &v) == 1)
+        limits->concurrency = v;
+    if (cfg_get_uint(errs, file, path, obj, "memory_mb", 1, 65536, 0, &v) == 1)
+        limits->memory_mb = v;
+}
+
+static void parse_defaults(cfg_errors *errs, const char *file, json_t *obj, bff_limits *limits)
+{
+    json_t *defaults;
+    if (cfg_get_object(errs, file, "", obj, "defaults", 0, &defaults) == 1) {
+        cfg_check_keys(errs, file, "defaults", defaults, limit_keys);
+        parse_limits(errs, file, "defaults", defaults, limits);
+    }
+}
+
+/* Resolves a C object name: with a '/', relative to the config file; without, searched in the lib path. */
+static char *resolve_object(const char *file, const char *name, const bff_snapshot_options *opts)
+{
+    if (strchr(name, '/') == NULL) {
+        for (size_t i = 0; i < opts->nlib_path; ++i) {
+            char *candidate = NULL;
+            if (asprintf(&candidate, "%s/%s", opts->lib_path[i], name) < 0)
+                return NULL;
+            if (access(candidate, R_OK) == 0)
+                return candidate;
+            free(candidate);
+        }
+    }
+    return cfg_resolve_path(file, name);
+}
+
+static int function_index(const bff_snapshot *snap, const char *name)
+{
+    for (size_t i = 0; i < snap->nfunctions; ++i) {
+        if (strcmp(snap->functions[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void load_functions(bff_snapshot *snap, json_t *functions, const char *file, const bff_snapshot_options *opts,
+                           cfg_errors *errs)
+{
+    snap->functions = calloc(json_object_size(functions) + 1, sizeof(*snap->functions));
+    if (snap->functions == NULL) {
+        cfg_error(errs, file, "functions", "out of memory");
+        return;
+    }
+    const char *name;
+    json_t *def;
+    json_object_foreach(functions, name, def)
+    {
+        char path[512], err[1024];
+        cfg_path_key(path, sizeof(path), "functions", name);
+        if (!json_is_object(def)) {
+            cfg_error(errs, file, path, "a function must be an object with \"lua\" or \"c\"");
+            continue;
+        }
+        const char *src = NULL, *obj = NULL, *symbol = NULL;
+        int has_lua = json_object_get(def, "lua") != NULL, has_c = json_object_get(def, "c") != NULL;
+        if (has_lua == has_c) {
+            cfg_error(errs, file, path, "give exactly one of \"lua\" (a Lua file) or \"c\" (a shared object)");
+            continue;
+        }
+        fn_function *fn = NULL;
+        if (has_lua) {
+            cfg_check_keys(errs, file, path, def, lua_fn_keys);
+            if (cfg_get_string(errs, file, path, def, "lua", 1, &src) != 1)
+                continue;
+            char *resolved = cfg_resolve_path(file, src);
+            if (resolved == NULL ||
+                fn_lua_load(name, resolved, opts->nthreads, opts->prewarm, &fn, err, sizeof(err)) != 0) {
+                char p[600];
+                cfg_path_key(p, sizeof(p), path, "lua");
+                cfg_error(errs, file, p, "%s", resolved != NULL ? err : "out of memory");
+            }
+            free(resolved);
+        } else {
+            cfg_check_keys(errs, file, path, def, c_fn_keys);
+            int ok = cfg_get_string(errs, file, path, def, "c", 1, &obj) == 1;
+            ok &= cfg_get_string(errs, file, path, def, "symbol", 1, &symbol) == 1;
+            if (!ok)
+                continue;
+            char *resolved = resolve_object(file, obj, opts);
+            if (resolved == NULL || fn_c_load(name, resolved, symbol, opts->nthreads, &fn, err, sizeof(err)) != 0) {
+                char p[600];
+                cfg_path_key(p, sizeof(p), path, "c");
+                cfg_error(errs, file, p, "%s", resolved != NULL ? err : "out of memory");
+            }
+            free(resolved);
+        }
+        /* A function that failed to load keeps its name (with fn NULL) so that routes naming it do not
+         * report a second, misleading "unknown function" error. */
+        bff_snapshot_function *slot = &snap->functions[snap->nfunctions];
+        slot->name = strdup(name);
+        slot->fn = fn;
+        ++snap->nfunctions;
+        if (slot->name == NULL)
+            cfg_error(errs, file, path, "out of memory");
+    }
+}
+
+static unsigned parse_methods(cfg_errors *errs, const char *file, const char *path, json_t *route)
+{
+    char p[512];
+    cfg_path_key(p, sizeof(p), path, "method");
+    json_t *m = json_object_get(route, "method");
+    if (m == NULL)
+        return BFF_METHOD_GET;
+    unsigned mask = 0;
+    size_t n = json_is_array(m) ? json_array_size(m) : 1;
+    if (!json_is_string(m) && !(json_is_array(m) && n > 0)) {
+        cfg_error(errs, file, p, "must be a method name or a non-empty list of them");
+        return 0;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        json_t *one = json_is_array(m) ? json_array_get(m, i) : m;
+        unsigned bit = json_is_string(one) ? bff_method_from_name(json_string_value(one), json_string_length(one)) : 0;
+        if (bit == 0) {
+            cfg_error(errs, file, p, "unknown method %s%s%s (use GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS)",
+                      json_is_string(one) ? "\"" : "", json_is_string(one) ? json_string_value(one) : "(not a string)",
+                      json_is_string(one) ? "\"" : "");
+            return 0;
+        }
+        mask |= bit;
+    }
+    return mask;
+}
+
+static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, const char *file, cfg_errors *errs)
+{
+    size_t n = json_array_size(routes);
+    fe->routes = calloc(n + 1, sizeof(*fe->routes));
+    fe->table = bff_route_table_new();
+    if (fe->routes == NULL || fe->table == NULL) {
+        cfg_error(errs, file, "routes", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        char path[512];
+        cfg_path_index(path, sizeof(path), "routes", i);
+        json_t *def = json_array_get(routes, i);
+        if (!json_is_object(def)) {
+            cfg_error(errs, file, path, "a route must be an object");
+            continue;
+        }
+        cfg_check_keys(errs, file, path, def, route_keys);
+        static const char *const reserved[] = {"steps", "auth"};
+        for (size_t r = 0; r < 2; ++r) {
+            if (json_object_get(def, reserved[r]) != NULL) {
+                char p[600];
+                cfg_path_key(p, sizeof(p), path, reserved[r]);
+                cfg_error(errs, file, p, "is reserved for a later version of bffgate and not supported yet");
+            }
+        }
+        const char *pattern = NULL, *fn_name = NULL;
+        int ok = cfg_get_string(errs, file, path, def, "path", 1, &pattern) == 1;
+        ok &= cfg_get_string(errs, file, path, def, "function", 1, &fn_name) == 1;
+        unsigned methods = parse_methods(errs, file, path, def);
+        bff_route *route = &fe->routes[fe->nroutes];
+        route->limits = fe->defaults;
+        parse_limits(errs, file, path, def, &route->limits);
+        if (!ok || methods == 0)
+            continue;
+        int idx = function_index(snap, fn_name);
+        if (idx < 0) {
+            char p[600];
+            cfg_path_key(p, sizeof(p), path, "function");
+            cfg_error(errs, file, p, "unknown function \"%s\"", fn_name);
+            continue;
+        }
+        if (snap->functions[idx].fn == NULL)
+            continue; /* its load error is already reported */
+        route->pattern = strdup(pattern);
+        route->methods = methods;
+        if (route->pattern == NULL) {
+            cfg_error(errs, file, path, "out of memory");
+            continue;
+        }
+        char err[256];
+        int rc = bff_route_table_add(fe->table, methods, pattern, route, err, sizeof(err));
+        if (rc != 0) {
+            char p[600];
+            cfg_path_key(p, sizeof(p), path, "path");
+            cfg_error(errs, file, p, "%s", err);
+            free(route->pattern);
+            route->pattern = NULL;
+            continue;
+        }
+        route->fn = fn_function_acquire(snap->functions[idx].fn);
+        ++fe->nroutes;
+    }
+}
+
+static char *lower_dup(const char *s)
+{
+    char *out = strdup(s);
+    for (char *p = out; p != NULL && *p != '\0'; ++p)
+        *p = (char)tolower((unsigned char)*p);
+    return out;
+}
+
+static int valid_prefix(const char *prefix)
+{
+    size_t len = strlen(prefix);
+    return prefix[0] == '/' && (len == 1 || prefix[len - 1] != '/') && strchr(prefix, '?') == NULL &&
+           strchr(prefix, '{') == NULL;
+}
+
+static void load_match(bff_frontend *fe, json_t *match, const char *file, cfg_errors *errs)
+{
+    cfg_check_keys(errs, file, "match", match, match_keys);
+    const char *prefix = NULL, *host = NULL;
+    if (cfg_get_string(errs, file, "match", match, "path_prefix", 0, &prefix) == 1) {
+        if (!valid_prefix(prefix))
+            cfg_error(errs, file, "match.path_prefix",
+                      "must start with '/', not end with '/' and hold no '?' or '{' (e.g. \"/web\")");
+        else if (strcmp(prefix, "/") != 0 && (fe->path_prefix = strdup(prefix)) != NULL)
+            fe->path_prefix_len = strlen(prefix);
+    }
+    if (cfg_get_string(errs, file, "match", match, "host", 0, &host) == 1)
+        fe->host = lower_dup(host);
+    json_t *header;
+    if (cfg_get_object(errs, file, "match", match, "header", 0, &header) == 1) {
+        const char *name = NULL, *value = NULL;
+        cfg_check_keys(errs, file, "match.header", header, header_match_keys);
+        int ok = cfg_get_string(errs, file, "match.header", header, "name", 1, &name) == 1;
+        ok &= cfg_get_string(errs, file, "match.header", header, "value", 1, &value) == 1;
+        if (ok) {
+            fe->header_name = lower_dup(name);
+            fe->header_value = strdup(value);
+        }
+    }
+}
+
+static void load_frontend(bff_snapshot *snap, const char *file, cfg_errors *errs)
+{
+    json_t *root = cfg_load_file(errs, file);
+    if (root == NULL)
+        return;
+    bff_frontend *fe = &snap->frontends[snap->nfrontends];
+    memset(fe, 0, sizeof(*fe));
+    fe->file = strdup(file);
+    fe->defaults = snap->defaults;
+    ++snap->nfrontends;
+
+    cfg_check_keys(errs, file, "", root, frontend_keys);
+    const char *name = NULL;
+    if (cfg_get_string(errs, file, "", root, "name", 1, &name) == 1) {
+        for (size_t i = 0; i + 1 < snap->nfrontends; ++i) {
+            if (snap->frontends[i].name != NULL && strcmp(snap->frontends[i].name, name) == 0)
+                cfg_error(errs, file, "name", "frontend \"%s\" is already defined in %s", name,
+                          snap->frontends[i].file);
+        }
+        fe->name = strdup(name);
+    }
+    json_t *match;
+    if (cfg_get_object(errs, file, "", root, "match", 0, &match) == 1)
+        load_match(fe, match, file, errs);
+    parse_defaults(errs, file, root, &fe->defaults);
+    json_t *routes = json_object_get(root, "routes");
+    if (!json_is_array(routes))
+        cfg_error(errs, file, "routes", routes == NULL ? "missing required key" : "must be a list of routes");
+    else
+        load_routes(snap, fe, routes, file, errs);
+    json_decref(root);
+}
+
+/* Expands the "frontends" list (files or glob patterns) and loads each file. */
+static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, cfg_errors *errs)
+{
+    char **files = NULL;
+    size_t nfiles = 0;
+    for (size_t i = 0; i < json_array_size(list); ++i) {
+        char path[64];
+        cfg_path_index(path, sizeof(path), "frontends", i);
+        json_t *item = json_array_get(list, i);
+        if (!json_is_string(item)) {
+            cfg_error(errs, file, path, "must be a file name or glob pattern");
+            continue;
+        }
+        char *pattern = cfg_resolve_path(file, json_string_value(item));
+        glob_t g;
+        int rc = pattern != NULL ? glob(pattern, GLOB_ERR, NULL, &g) : GLOB_NOSPACE;
+        if (rc != 0 || g.gl_pathc == 0) {
+            cfg_error(errs, file, path, "no frontend file matches \"%s\"", pattern != NULL ? pattern : "?");
+        } else {
+            char **grown = realloc(files, (nfiles + g.gl_pathc) * sizeof(*files));
+            if (grown != NULL) {
+                files = grown;
+                for (size_t k = 0; k < g.gl_pathc; ++k)
+                    files[nfiles++] = strdup(g.gl_pathv[k]);
+            }
+        }
+        if (rc == 0)
+            globfree(&g);
+        free(pattern);
+    }
+    snap->frontends = calloc(nfiles + 1, sizeof(*snap->frontends));
+    for (size_t i = 0; i < nfiles; ++i) {
+        if (snap->frontends != NULL && files[i] != NULL)
+            load_frontend(snap, files[i], errs);
+        free(files[i]);
+    }
+    free(files);
+    if (nfiles > 0 && snap->nfrontends == 0 && errs->count == 0)
+        cfg_error(errs, file, "frontends", "no frontend could be loaded");
+}
+
+static void frontend_free(bff_frontend *fe)
+{
+    for (size_t i = 0; i < fe->nroutes; ++i) {
+        free(fe->routes[i].pattern);
+        fn_function_release(&fe->routes[i].fn);
+    }
+    free(fe->routes);
+    bff_route_table_free(&fe->table);
+    free(fe->name);
+    free(fe->file);
+    free(fe->path_prefix);
+    free(fe->host);
+    free(fe->header_name);
+    free(fe->header_value);
+}
+
+static void snapshot_free(bff_snapshot *snap)
+{
+    for (size_t i = 0; i < snap->nfrontends; ++i)
+        frontend_free(&snap->frontends[i]);
+    free(snap->frontends);
+    for (size_t i = 0; i < snap->nfunctions; ++i) {
+        free(snap->functions[i].name);
+        fn_function_release(&snap->functions[i].fn);
+    }
+    free(snap->functions);
+    free(snap);
+}
+
+int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_options *opts, bff_snapshot **out,
+                       cfg_errors *errs)
+{
+    size_t errors_before = errs->count;
+    bff_snapshot *snap = calloc(1, sizeof(*snap));
+    if (snap == NULL) {
+        cfg_error(errs, file, "", "out of memory");
+        return -1;
+    }
+    atomic_init(&snap->refs, 1);
+    snap->defaults = (bff_limits){BFF_DEFAULT_TIMEOUT_MS, BFF_DEFAULT_CONCURRENCY, BFF_DEFAULT_MEMORY_MB};
+
+    cfg_check_keys(errs, file, "", root, entry_keys);
+    parse_defaults(errs, file, root, &snap->defaults);
+
+    json_t *functions;
+    int has_functions = cfg_get_object(errs, file, "", root, "functions", 1, &functions);
+    if (has_functions == 1)
+        load_functions(snap, functions, file, opts, errs);
+
+    json_t *frontends = json_object_get(root, "frontends");
+    if (!json_is_array(frontends) || json_array_size(frontends) == 0)
+        cfg_error(errs, file, "frontends",
+                  frontends == NULL ? "missing required key" : "must be a non-empty list of frontend files");
+    else
+        load_frontends(snap, frontends, file, errs);
+
+    if (errs->count != errors_before) {
+        snapshot_free(snap);
+        return -1;
+    }
+    snap->version = atomic_fetch_add(&snapshot_versions, 1) + 1;
+    *out = snap;
+    return 0;
+}
+
+bff_snapshot *bff_snapshot_acquire(bff_snapshot *snap)
+{
+    atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
+    return snap;
+}
+
+void bff_snapshot_release(bff_snapshot **psnap)
+{
+    bff_snapshot *snap = *psnap;
+    if (snap == NULL)
+        return;
+    *psnap = NULL;
+    if (atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(snap);
+}
+
+static int host_matches(const char *want, const char *host, size_t len)
+{
+    const char *colon = memchr(host, ':', len);
+    if (colon != NULL && host[0] != '[')
+        len = (size_t)(colon - host);
+    return strlen(want) == len && strncasecmp(want, host, len) == 0;
+}
+
+const bff_frontend *bff_snapshot_select(const bff_snapshot *snap, const char *host, size_t host_len, const char *path,
+                                        size_t path_len, bff_header_lookup lookup, void *lookup_ctx, const char **rest,
+                                        size_t *rest_len)
+{
+    for (size_t i = 0; i < snap->nfrontends; ++i) {
+        const bff_frontend *fe = &snap->frontends[i];
+        if (fe->path_prefix != NULL) {
+            size_t n = fe->path_prefix_len;
+            if (path_len < n || memcmp(path, fe->path_prefix, n) != 0 || (path_len > n && path[n] != '/'))
+                continue;
+        }
+        if (fe->host != NULL && (host == NULL || !host_matches(fe->host, host, host_len)))
+            continue;
+        if (fe->header_name != NULL) {
+            size_t vlen = 0;
+            const char *v = lookup != NULL ? lookup(lookup_ctx, fe->header_name, strlen(fe->header_name), &vlen) : NULL;
+            if (v == NULL || vlen != strlen(fe->header_value) || memcmp(v, fe->header_value, vlen) != 0)
+                continue;
+        }
+        size_t skip = fe->path_prefix != NULL ? fe->path_prefix_len : 0;
+        if (path_len == skip) {
+            *rest = "/";
+            *rest_len = 1;
+        } else {
+            *rest = path + skip;
+            *rest_len = path_len - skip;
+        }
+        return fe;
+    }
+    return NULL;
+}

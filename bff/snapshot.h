@@ -1,0 +1,106 @@
+/* snapshot: the immutable, reference-counted result of loading a config: frontends, route tables, functions. */
+#ifndef BFF_SNAPSHOT_H
+#define BFF_SNAPSHOT_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../functions/fn.h"
+#include "cfg.h"
+#include "route_table.h"
+
+/*
+ * Lifetime: bff_snapshot_build returns a snapshot with one reference. Each request takes a
+ * reference for its whole life (bff_snapshot_acquire) and drops it at its end; the last
+ * release frees everything, releasing the functions (Lua states closed, C objects unloaded).
+ * Reference counts are atomic; everything else is immutable once built, so any number of
+ * worker threads read a snapshot at once without locks. Per-thread mutable state (warm Lua
+ * pools) lives inside the functions and is indexed by worker thread.
+ *
+ * Building never touches live state: a failed build leaves nothing behind.
+ */
+
+/* Limits a route runs under; each comes from the route, else its frontend, else the gateway defaults. */
+typedef struct bff_limits {
+    uint64_t timeout_ms;
+    uint64_t concurrency; /* parsed and inherited; enforced by the admission work of a later version */
+    uint64_t memory_mb;
+} bff_limits;
+
+#define BFF_DEFAULT_TIMEOUT_MS 3000
+#define BFF_DEFAULT_CONCURRENCY 64
+#define BFF_DEFAULT_MEMORY_MB 64
+
+typedef struct bff_route {
+    char *pattern;
+    unsigned methods;
+    fn_function *fn; /* one reference */
+    bff_limits limits;
+} bff_route;
+
+typedef struct bff_frontend {
+    char *name;
+    char *file;        /* the file that defined it, for messages */
+    char *path_prefix; /* "" when the frontend does not select by path */
+    size_t path_prefix_len;
+    char *host;        /* lower-case, without port; NULL when not selecting by host */
+    char *header_name; /* lower-case; NULL when not selecting by header */
+    char *header_value;
+    bff_limits defaults;
+    bff_route *routes;
+    size_t nroutes;
+    bff_route_table *table; /* values are bff_route pointers */
+} bff_frontend;
+
+typedef struct bff_snapshot_function {
+    char *name;
+    fn_function *fn; /* one reference */
+} bff_snapshot_function;
+
+typedef struct bff_snapshot {
+    atomic_uint refs;
+    uint64_t version; /* increases with each build in this process */
+    bff_limits defaults;
+    bff_frontend *frontends;
+    size_t nfrontends;
+    bff_snapshot_function *functions;
+    size_t nfunctions;
+} bff_snapshot;
+
+typedef struct bff_snapshot_options {
+    unsigned nthreads; /* worker threads that will serve it (Lua pools are per thread) */
+    unsigned prewarm;  /* warm Lua states to create per function and thread */
+    /* Directories searched for C objects named without a '/', before the config's directory. */
+    const char *const *lib_path;
+    size_t nlib_path;
+} bff_snapshot_options;
+
+/*
+ * Builds a snapshot from the entry config `root` (already parsed from `file`): the keys
+ * "defaults", "functions" and "frontends" (a list of file names or glob patterns relative to
+ * `file`, each a frontend file). The key "server" belongs to the gateway and is skipped here.
+ * Returns 0 with *out set, or -1 with every problem found appended to errs.
+ */
+int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_options *opts, bff_snapshot **out,
+                       cfg_errors *errs);
+
+bff_snapshot *bff_snapshot_acquire(bff_snapshot *snap);
+/* NULL-safe; clears *snap. */
+void bff_snapshot_release(bff_snapshot **snap);
+
+/* Looks up a header of the request being routed; returns NULL when absent. */
+typedef const char *(*bff_header_lookup)(void *ctx, const char *name, size_t name_len, size_t *value_len);
+
+/*
+ * Selects the frontend for a request: the first frontend, in config order, whose every criterion
+ * holds (path prefix at a segment boundary, Host without port, header value). Returns NULL when
+ * none does. The path left after the prefix goes to rest and rest_len the path left after the prefix ("/" when nothing
+ * is left).
+ */
+const bff_frontend *bff_snapshot_select(const bff_snapshot *snap, const char *host, size_t host_len, const char *path,
+                                        size_t path_len, bff_header_lookup lookup, void *lookup_ctx, const char **rest,
+                                        size_t *rest_len);
+
+#endif

@@ -1,0 +1,51 @@
+/* lua_json: conversion between JSON (jansson values and JSON text) and Lua values, and the `json` library for functions. */
+#ifndef FN_LUA_JSON_H
+#define FN_LUA_JSON_H
+
+#include <jansson.h>
+#include <lua.h>
+
+#include "fn_buf.h"
+
+/*
+ * Mapping (both directions):
+ *   JSON object  <-> Lua table with string keys (decoded objects get no metatable)
+ *   JSON array   <-> Lua sequence 1..n. Decoded arrays get the shared "array" metatable so that an empty
+ *                    array encodes back as [] (json.array(t) sets the same metatable on any table).
+ *   JSON string  <-> Lua string (encoding requires valid UTF-8)
+ *   JSON integer <-> Lua integer; JSON real <-> Lua float (NaN and infinities cannot be encoded)
+ *   true/false   <-> boolean
+ *   null         <-> json.null, a light userdata sentinel (pointer value NULL)
+ * Encoding a table: the array metatable -> array; otherwise a table whose keys are exactly 1..n (n > 0)
+ * -> array; a table whose keys are all strings -> object (empty table -> {}); anything else (mixed keys,
+ * float keys, sparse arrays) is an error. Object keys are written in Lua's traversal order.
+ * Functions, userdata other than json.null, and threads cannot be encoded.
+ *
+ * Errors never raise a Lua error from the C-facing functions: they return a negative code and write a
+ * message (with a JSON path such as `$.items[3].name`) into err. Nesting deeper than FN_JSON_MAX_DEPTH
+ * is an error in both directions (which also catches cyclic tables).
+ *
+ * Threading: these functions touch only the given lua_State; call them on the thread that owns it.
+ * The Lua stack must have room: the push functions call lua_checkstack themselves.
+ */
+
+#define FN_JSON_MAX_DEPTH 128
+
+/* Registers the global table `json` (encode, decode, null, array) and the array metatable in L.
+ * json.encode(v) -> string, or raises an error; json.decode(s) -> value, or raises an error. */
+void fn_lua_json_open(lua_State *L);
+
+/* Pushes the Lua value for `value`. Returns 0, or -1 (nothing pushed; err says why: too deep / no memory).
+ * Must run inside a protected call or on a state whose allocator cannot fail. */
+int fn_lua_push_json(lua_State *L, const json_t *value, char *err, size_t cap);
+
+/* Appends the JSON text of the Lua value at stack index idx to out (compact, no spaces).
+ * Returns 0, or -1 with err set; on error out may hold a partial text (the caller discards it). */
+int fn_lua_encode_json(lua_State *L, int idx, fn_buf *out, char *err, size_t cap);
+
+/* Pushes json.null. */
+void fn_lua_push_null(lua_State *L);
+/* Nonzero when the value at idx is json.null. */
+int fn_lua_is_null(lua_State *L, int idx);
+
+#endif

@@ -1,0 +1,641 @@
+/* lua_runtime: sandboxed Lua 5.4 states, warm pools per thread, invocations as coroutines. */
+#include "lua_runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "fn_log.h"
+#include "lua_json.h"
+
+#define POOL_MAX_IDLE 16
+#define HOOK_INSTRUCTIONS 1000
+#define LOAD_DEADLINE_NS 1000000000ULL
+
+typedef struct lua_invocation lua_invocation;
+
+/* One Lua state and its allocation accounting. The allocator's ud is the warm state itself. */
+typedef struct lua_warm {
+    lua_State *L;
+    size_t used;
+    size_t limit; /* 0 = unlimited */
+    int handler_ref;
+    int log_ref;
+    int remaining_ref;
+    lua_invocation *current;
+} lua_warm;
+
+typedef struct lua_pool {
+    lua_warm *idle[POOL_MAX_IDLE];
+    size_t nidle;
+    size_t cold_starts;
+    size_t discarded;
+    char pad[64];
+} lua_pool;
+
+typedef struct lua_impl {
+    char *source;
+    size_t source_len;
+    char chunkname[512];
+    lua_pool *pools; /* nthreads entries */
+} lua_impl;
+
+struct lua_invocation {
+    const fn_function *fn;
+    const fn_call *call;
+    fn_response *res;
+    uint64_t deadline_ns; /* 0 = none */
+    int timed_out;
+};
+
+static void *warm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    lua_warm *w = ud;
+    size_t old = ptr != NULL ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        w->used -= old;
+        return NULL;
+    }
+    if (nsize > old && w->limit != 0 && w->used + (nsize - old) > w->limit)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p == NULL)
+        return NULL;
+    w->used = w->used - old + nsize;
+    return p;
+}
+
+static lua_warm *warm_of(lua_State *L)
+{
+    return *(lua_warm **)lua_getextraspace(L);
+}
+
+static void deadline_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_warm *w = warm_of(L);
+    lua_invocation *inv = w->current;
+    if (inv == NULL || inv->deadline_ns == 0)
+        return;
+    if (inv->timed_out || fn_now_ns() >= inv->deadline_ns) {
+        inv->timed_out = 1;
+        /* From now on fire on every instruction, so a pcall that catches the error gains nothing. */
+        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "timeout: the function ran past its deadline");
+    }
+}
+
+/* Writes a function log record: level, message and optional fields (a table encoded as JSON). */
+static void log_from_lua(lua_State *L, fn_log_level level, const char *msg, size_t msg_len, int fields_idx)
+{
+    lua_warm *w = warm_of(L);
+    lua_invocation *inv = w->current;
+    fn_buf buf = FN_BUF_INIT;
+    fn_log_begin(&buf, level);
+    if (inv != NULL) {
+        const bfg_event *ev = inv->call->event;
+        fn_log_field_str(&buf, "requestId", ev->request_id.ptr, ev->request_id.len);
+        fn_log_field_str(&buf, "function", inv->fn->name, strlen(inv->fn->name));
+        fn_log_field_str(&buf, "version", inv->fn->version, strlen(inv->fn->version));
+    }
+    fn_log_field_str(&buf, "msg", msg, msg_len);
+    if (fields_idx != 0) {
+        fn_buf fields = FN_BUF_INIT;
+        char err[128];
+        if (fn_lua_encode_json(L, fields_idx, &fields, err, sizeof(err)) == 0 && fields.len > 0 &&
+            fields.data[0] == '{')
+            fn_log_field_raw(&buf, "fields", fields.data, fields.len);
+        fn_buf_release(&fields);
+    }
+    fn_log_write(&buf);
+}
+
+static int l_print(lua_State *L)
+{
+    if (!fn_log_enabled(FN_LOG_INFO))
+        return 0;
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; ++i) {
+        size_t len;
+        const char *s = luaL_tolstring(L, i, &len);
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_addvalue(&b);
+        (void)s;
+    }
+    luaL_pushresult(&b);
+    size_t len;
+    const char *msg = lua_tolstring(L, -1, &len);
+    log_from_lua(L, FN_LOG_INFO, msg, len, 0);
+    return 0;
+}
+
+static int l_ctx_log(lua_State *L)
+{
+    size_t level_len, msg_len;
+    const char *level_name = luaL_checklstring(L, 1, &level_len);
+    const char *msg = luaL_optlstring(L, 2, "", &msg_len);
+    fn_log_level level;
+    if (fn_log_level_parse(level_name, level_len, &level) != 0)
+        return luaL_argerror(L, 1, "level must be debug, info, warn or error");
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    if (fn_log_enabled(level))
+        log_from_lua(L, level, msg, msg_len, lua_istable(L, 3) ? 3 : 0);
+    return 0;
+}
+
+static int l_ctx_remaining(lua_State *L)
+{
+    lua_invocation *inv = warm_of(L)->current;
+    if (inv == NULL || inv->deadline_ns == 0) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    uint64_t now = fn_now_ns();
+    lua_pushinteger(L, now >= inv->deadline_ns ? 0 : (lua_Integer)((inv->deadline_ns - now) / 1000000));
+    return 1;
+}
+
+static void set_global_nil(lua_State *L, const char *name)
+{
+    lua_pushnil(L);
+    lua_setglobal(L, name);
+}
+
+/* Opens the allowed libraries and removes everything else. Runs protected (it may raise on OOM). */
+static int open_sandbox(lua_State *L)
+{
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+    luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 1);
+    lua_settop(L, 0);
+
+    /* os: only time, clock and date. */
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+    lua_createtable(L, 0, 3);
+    static const char *const os_keep[] = {"time", "clock", "date"};
+    for (size_t i = 0; i < 3; ++i) {
+        lua_getfield(L, 1, os_keep[i]);
+        lua_setfield(L, 2, os_keep[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_settop(L, 0);
+
+    static const char *const removed[] = {"dofile", "loadfile", "load", "collectgarbage", "require"};
+    for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); ++i)
+        set_global_nil(L, removed[i]);
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_print);
+    lua_setglobal(L, "print");
+    fn_lua_json_open(L);
+
+    lua_warm *w = warm_of(L);
+    lua_pushcfunction(L, l_ctx_log);
+    w->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(L, l_ctx_remaining);
+    w->remaining_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static void warm_close(lua_warm *w)
+{
+    if (w == NULL)
+        return;
+    if (w->L != NULL)
+        lua_close(w->L);
+    free(w);
+}
+
+/* Creates a sandboxed state, runs the chunk and references its handler. Returns NULL with err set. */
+static lua_warm *warm_new(const fn_function *fn, const lua_impl *impl, char *err, size_t cap)
+{
+    lua_warm *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        snprintf(err, cap, "%s: out of memory", fn->path);
+        return NULL;
+    }
+    w->L = lua_newstate(warm_alloc, w);
+    if (w->L == NULL) {
+        snprintf(err, cap, "%s: out of memory", fn->path);
+        free(w);
+        return NULL;
+    }
+    lua_State *L = w->L;
+    *(lua_warm **)lua_getextraspace(L) = w;
+
+    lua_pushcfunction(L, open_sandbox);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        snprintf(err, cap, "%s: cannot create a Lua state: %s", fn->path, lua_tostring(L, -1));
+        goto Error;
+    }
+    if (luaL_loadbufferx(L, impl->source, impl->source_len, impl->chunkname, "t") != LUA_OK) {
+        snprintf(err, cap, "%s", lua_tostring(L, -1));
+        goto Error;
+    }
+    /* The chunk's top level runs under a deadline too: a module that loops forever is refused. */
+    lua_invocation load = {.fn = fn, .deadline_ns = fn_now_ns() + LOAD_DEADLINE_NS};
+    fn_call load_call = {0};
+    bfg_event load_event = {0};
+    load_call.event = &load_event;
+    load.call = &load_call;
+    w->current = &load;
+    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
+    int rc = lua_pcall(L, 0, 1, 0);
+    lua_sethook(L, NULL, 0, 0);
+    w->current = NULL;
+    if (rc != LUA_OK) {
+        snprintf(err, cap, "%s", lua_tostring(L, -1));
+        goto Error;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, cap, "%s: the chunk must return a module table with handler(event, ctx), got %s", fn->path,
+                 luaL_typename(L, -1));
+        goto Error;
+    }
+    lua_getfield(L, -1, "handler");
+    if (!lua_isfunction(L, -1)) {
+        snprintf(err, cap, "%s: the module's handler must be a function, got %s", fn->path, luaL_typename(L, -1));
+        goto Error;
+    }
+    w->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, 0);
+    lua_gc(L, LUA_GCCOLLECT);
+    return w;
+Error:
+    warm_close(w);
+    return NULL;
+}
+
+static void set_string_field(lua_State *L, const char *key, bfg_str s)
+{
+    lua_pushlstring(L, s.ptr != NULL ? s.ptr : "", s.len);
+    lua_setfield(L, -2, key);
+}
+
+/* Pushes pairs as a table name -> value; a repeated name keeps the last value (headers: joined with ", "). */
+static void push_pairs(lua_State *L, const bfg_pair *pairs, size_t n, int join)
+{
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; ++i) {
+        if (join) {
+            lua_pushlstring(L, pairs[i].name.ptr, pairs[i].name.len);
+            if (lua_rawget(L, -2) == LUA_TSTRING) {
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, pairs[i].value.ptr, pairs[i].value.len);
+                lua_concat(L, 3);
+            } else {
+                lua_pop(L, 1);
+                lua_pushlstring(L, pairs[i].value.ptr, pairs[i].value.len);
+            }
+        } else {
+            lua_pushlstring(L, pairs[i].value.ptr, pairs[i].value.len);
+        }
+        lua_pushlstring(L, pairs[i].name.ptr, pairs[i].name.len);
+        lua_insert(L, -2);
+        lua_rawset(L, -3);
+    }
+}
+
+/* Pushes name -> {values...} for every name. */
+static void push_multi(lua_State *L, const bfg_pair *pairs, size_t n)
+{
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; ++i) {
+        lua_pushlstring(L, pairs[i].name.ptr, pairs[i].name.len);
+        if (lua_rawget(L, -2) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_createtable(L, 1, 0);
+            lua_pushlstring(L, pairs[i].name.ptr, pairs[i].name.len);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, -4);
+        }
+        lua_pushlstring(L, pairs[i].value.ptr, pairs[i].value.len);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, 1);
+    }
+}
+
+/* Protected: builds (event, ctx) on the stack. Upvalue-free: the invocation is in the warm state. */
+static int build_arguments(lua_State *L)
+{
+    lua_warm *w = warm_of(L);
+    lua_invocation *inv = w->current;
+    const bfg_event *ev = inv->call->event;
+    char err[256];
+
+    lua_createtable(L, 0, 12);
+    set_string_field(L, "method", ev->method);
+    set_string_field(L, "path", ev->path);
+    set_string_field(L, "route", ev->route);
+    set_string_field(L, "frontend", ev->frontend);
+    set_string_field(L, "requestId", ev->request_id);
+    set_string_field(L, "body", ev->body);
+    push_pairs(L, ev->params, ev->nparams, 0);
+    lua_setfield(L, -2, "pathParameters");
+    push_pairs(L, ev->query, ev->nquery, 0);
+    lua_setfield(L, -2, "query");
+    push_multi(L, ev->query, ev->nquery);
+    lua_setfield(L, -2, "multiValueQuery");
+    push_pairs(L, ev->headers, ev->nheaders, 1);
+    lua_setfield(L, -2, "headers");
+    if (inv->call->json != NULL) {
+        if (fn_lua_push_json(L, inv->call->json, err, sizeof(err)) != 0)
+            return luaL_error(L, "cannot convert the request JSON: %s", err);
+        lua_setfield(L, -2, "json");
+    }
+
+    lua_createtable(L, 0, 6);
+    set_string_field(L, "requestId", ev->request_id);
+    lua_pushstring(L, inv->fn->name);
+    lua_setfield(L, -2, "functionName");
+    lua_pushstring(L, inv->fn->version);
+    lua_setfield(L, -2, "functionVersion");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->remaining_ref);
+    lua_setfield(L, -2, "getRemainingTimeMs");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->log_ref);
+    lua_setfield(L, -2, "log");
+    return 2;
+}
+
+/* Copies the response table's headers into res. Returns 0, or raises. */
+static void collect_headers(lua_State *L, int idx, fn_response *res)
+{
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "response headers: names must be strings");
+        int t = lua_type(L, -1);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            luaL_error(L, "response header \"%s\": the value must be a string or a number", lua_tostring(L, -2));
+        size_t nlen, vlen;
+        const char *name = lua_tolstring(L, -2, &nlen);
+        lua_pushvalue(L, -1); /* tolstring converts numbers in place: convert a copy */
+        const char *value = lua_tolstring(L, -1, &vlen);
+        int rc = fn_response_add_header(res, name, nlen, value, vlen);
+        if (rc == -ENOMEM)
+            luaL_error(L, "not enough memory");
+        if (rc != 0)
+            luaL_error(L, "%s", res->error);
+        lua_pop(L, 2);
+    }
+}
+
+static void encode_body(lua_State *L, int idx, fn_response *res)
+{
+    char err[256];
+    if (fn_lua_encode_json(L, idx, &res->body, err, sizeof(err)) != 0)
+        luaL_error(L, "cannot encode the response body as JSON: %s", err);
+    if (!res->has_content_type && fn_response_add_header(res, "content-type", 12, "application/json", 16) != 0)
+        luaL_error(L, "not enough memory");
+}
+
+/* Protected: turns the handler's result (index 1) into res (light userdata at index 2). */
+static int collect_response(lua_State *L)
+{
+    fn_response *res = lua_touserdata(L, 2);
+    int t = lua_type(L, 1);
+    if (t == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 1, &len);
+        if (fn_buf_append(&res->body, s, len) != 0)
+            return luaL_error(L, "not enough memory");
+        if (fn_response_add_header(res, "content-type", 12, "text/plain; charset=utf-8", 25) != 0)
+            return luaL_error(L, "not enough memory");
+        return 0;
+    }
+    if (t == LUA_TNIL || t == LUA_TNONE) {
+        res->status = 204;
+        return 0;
+    }
+    if (t != LUA_TTABLE)
+        return luaL_error(L, "the handler must return a table or a string, got %s", luaL_typename(L, 1));
+    lua_getfield(L, 1, "statusCode");
+    if (lua_isnil(L, -1)) {
+        /* No statusCode: the whole table is the JSON body of a 200. */
+        lua_pop(L, 1);
+        encode_body(L, 1, res);
+        return 0;
+    }
+    int isnum;
+    lua_Integer status = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || status < 100 || status > 599)
+        return luaL_error(L, "statusCode must be an integer in 100..599");
+    res->status = (int)status;
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "headers");
+    if (lua_istable(L, -1))
+        collect_headers(L, lua_gettop(L), res);
+    else if (!lua_isnil(L, -1))
+        return luaL_error(L, "headers must be a table");
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "body");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (fn_buf_append(&res->body, s, len) != 0)
+            return luaL_error(L, "not enough memory");
+    } else if (lua_istable(L, -1)) {
+        encode_body(L, lua_gettop(L), res);
+    } else if (!lua_isnil(L, -1)) {
+        return luaL_error(L, "body must be a string or a table, got %s", luaL_typename(L, -1));
+    }
+    return 0;
+}
+
+static void pool_put(lua_pool *pool, lua_warm *w)
+{
+    if (pool->nidle < POOL_MAX_IDLE)
+        pool->idle[pool->nidle++] = w;
+    else
+        warm_close(w);
+}
+
+static int lua_invoke(fn_function *fn, const fn_call *call, fn_response *res)
+{
+    lua_impl *impl = fn->impl;
+    lua_pool *pool = &impl->pools[call->thread];
+    lua_warm *w;
+    if (pool->nidle > 0) {
+        w = pool->idle[--pool->nidle];
+    } else {
+        w = warm_new(fn, impl, res->error, sizeof(res->error));
+        if (w == NULL)
+            return -ENOMEM;
+        ++pool->cold_starts;
+    }
+
+    lua_invocation inv = {.fn = fn, .call = call, .res = res};
+    if (call->limits.timeout_ms != 0)
+        inv.deadline_ns = call->start_ns + call->limits.timeout_ms * 1000000ULL;
+    w->current = &inv;
+    lua_State *L = w->L;
+    int rc = 0, discard = 0;
+    /* Unprotected but the allocator has no limit yet; a real out-of-memory here ends in Lua's panic. */
+    lua_State *co = lua_newthread(L);
+    w->limit = call->limits.memory_bytes != 0 ? w->used + call->limits.memory_bytes : 0;
+    if (inv.deadline_ns != 0)
+        lua_sethook(co, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, w->handler_ref);
+    lua_pushcfunction(co, build_arguments);
+    if (lua_pcall(co, 0, 2, 0) != LUA_OK) {
+        snprintf(res->error, sizeof(res->error), "%s", lua_tostring(co, -1));
+        rc = -EINVAL;
+        discard = 1;
+        goto Done;
+    }
+    int nres = 0;
+    int status = lua_resume(co, L, 2, &nres);
+    if (status == LUA_YIELD) {
+        snprintf(res->error, sizeof(res->error), "the handler yielded outside an asynchronous call");
+        rc = -EINVAL;
+        discard = 1;
+        goto Done;
+    }
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(co, -1);
+        if (inv.timed_out) {
+            snprintf(res->error, sizeof(res->error), "timeout after %llu ms",
+                     (unsigned long long)call->limits.timeout_ms);
+            rc = -ETIMEDOUT;
+        } else if (status == LUA_ERRMEM) {
+            snprintf(res->error, sizeof(res->error), "memory limit of %llu bytes reached",
+                     (unsigned long long)call->limits.memory_bytes);
+            rc = -ENOMEM;
+        } else {
+            snprintf(res->error, sizeof(res->error), "%s", msg != NULL ? msg : "error object is not a string");
+            rc = -EINVAL;
+        }
+        discard = inv.timed_out || status == LUA_ERRMEM;
+        goto Done;
+    }
+    /* Keep only the first result, then convert it under protection. */
+    if (nres == 0)
+        lua_pushnil(co);
+    else if (nres > 1)
+        lua_pop(co, nres - 1);
+    lua_pushcfunction(co, collect_response);
+    lua_insert(co, -2);
+    lua_pushlightuserdata(co, res);
+    lua_sethook(co, NULL, 0, 0);
+    if (lua_pcall(co, 2, 0, 0) != LUA_OK) {
+        snprintf(res->error, sizeof(res->error), "%s", lua_tostring(co, -1));
+        rc = lua_status(co) == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+        goto Done;
+    }
+Done:
+    lua_settop(L, 0);
+    w->current = NULL;
+    w->limit = 0;
+    if (discard) {
+        warm_close(w);
+        ++pool->discarded;
+    } else {
+        pool_put(pool, w);
+    }
+    return rc;
+}
+
+static void lua_destroy(fn_function *fn)
+{
+    lua_impl *impl = fn->impl;
+    if (impl != NULL) {
+        if (impl->pools != NULL) {
+            for (unsigned t = 0; t < fn->nthreads; ++t) {
+                for (size_t i = 0; i < impl->pools[t].nidle; ++i)
+                    warm_close(impl->pools[t].idle[i]);
+            }
+            free(impl->pools);
+        }
+        free(impl->source);
+        free(impl);
+    }
+    fn__function_free(fn);
+}
+
+static const fn_runtime_ops lua_ops = {lua_invoke, lua_destroy};
+
+int fn_lua_load(const char *name, const char *path, unsigned nthreads, unsigned prewarm, fn_function **out, char *err,
+                size_t cap)
+{
+    char *source = NULL;
+    size_t len = 0;
+    int rc = fn_read_file(path, &source, &len);
+    if (rc != 0) {
+        snprintf(err, cap, "%s: cannot read the Lua file: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (len > 0 && source[0] == LUA_SIGNATURE[0]) {
+        snprintf(err, cap, "%s: precompiled Lua (bytecode) is not accepted: give the source text", path);
+        free(source);
+        return -EINVAL;
+    }
+    fn_function *fn = fn__function_new(&lua_ops, FN_KIND_LUA, name, path, source, len, nthreads);
+    lua_impl *impl = calloc(1, sizeof(*impl));
+    if (fn == NULL || impl == NULL) {
+        free(impl);
+        fn__function_free(fn);
+        free(source);
+        snprintf(err, cap, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    fn->impl = impl;
+    impl->source = source;
+    impl->source_len = len;
+    snprintf(impl->chunkname, sizeof(impl->chunkname), "@%s", path);
+    impl->pools = calloc(nthreads > 0 ? nthreads : 1, sizeof(*impl->pools));
+    if (impl->pools == NULL) {
+        snprintf(err, cap, "%s: out of memory", path);
+        rc = -ENOMEM;
+        goto Error;
+    }
+    /* Validate once, then keep the validated state warm for thread 0. */
+    lua_warm *first = warm_new(fn, impl, err, cap);
+    if (first == NULL) {
+        rc = -EINVAL;
+        goto Error;
+    }
+    if (nthreads == 0) {
+        warm_close(first);
+    } else {
+        pool_put(&impl->pools[0], first);
+        for (unsigned t = 0; t < nthreads; ++t) {
+            for (unsigned i = impl->pools[t].nidle; i < prewarm && i < POOL_MAX_IDLE; ++i) {
+                lua_warm *w = warm_new(fn, impl, err, cap);
+                if (w == NULL) {
+                    rc = -ENOMEM;
+                    goto Error;
+                }
+                pool_put(&impl->pools[t], w);
+            }
+        }
+    }
+    *out = fn;
+    return 0;
+Error:
+    lua_destroy(fn);
+    return rc;
+}
+
+void fn_lua_pool_stats_get(const fn_function *fn, unsigned thread, fn_lua_pool_stats *out)
+{
+    const lua_impl *impl = fn->impl;
+    const lua_pool *pool = &impl->pools[thread];
+    out->idle = pool->nidle;
+    out->cold_starts = pool->cold_starts;
+    out->discarded = pool->discarded;
+}

@@ -1,0 +1,43 @@
+/* gw_config: the gateway's own part of the entry config (the "server" object) and the whole config load. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../bff/cfg.h"
+#include "../bff/snapshot.h"
+
+#define GW_MAX_LISTENERS 8
+#define GW_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define GW_DEFAULT_DRAIN_TIMEOUT_MS 10000
+#define GW_DEFAULT_PORT 8080
+
+typedef struct gw_listen {
+    char address[64];      /* numeric IPv4 or IPv6 address */
+    uint16_t port;         /* 0 = any free port (the chosen one is logged) */
+    char *tls_certificate; /* resolved paths, malloc'd; both NULL for cleartext */
+    char *tls_key;
+} gw_listen;
+
+typedef struct gw_server_config {
+    gw_listen listen[GW_MAX_LISTENERS];
+    size_t nlisten;
+    unsigned threads; /* 0 = number of CPUs */
+    uint64_t max_body_bytes;
+    uint64_t drain_timeout_ms;
+    int log_level; /* fn_log_level */
+} gw_server_config;
+
+void gw_server_config_release(gw_server_config *cfg);
+
+/*
+ * Loads the entry file and everything it references: parses "server" into *server, and builds the
+ * snapshot (see bff_snapshot_build). `threads_override` (0 = none) replaces server.threads before
+ * the snapshot's per-thread pools are sized. Returns 0, or -1 with every problem in errs (nothing
+ * is left allocated in *server or *snap on failure).
+ */
+int gw_config_load(const char *file, unsigned threads_override, const char *const *lib_path, size_t nlib_path,
+                   gw_server_config *server, bff_snapshot **snap, cfg_errors *errs);
+
+#endif

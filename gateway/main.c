@@ -1,0 +1,184 @@
+/* main: bffgate's command line, config load, serving until a signal, and the drain on exit. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <h2o/version.h>
+#include <openssl/ssl.h>
+
+#include "../functions/fn_log.h"
+#include "gw_config.h"
+#include "live.h"
+#include "server.h"
+
+#ifndef BFFGATE_VERSION
+#define BFFGATE_VERSION "unknown"
+#endif
+
+#define DEFAULT_CONFIG "config/gateway.json"
+#define MAX_LIB_PATH 16
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: bffgate [OPTIONS] [CONFIG]\n"
+                 "\n"
+                 "Serves the Backend-for-Frontend gateway described by CONFIG (default: " DEFAULT_CONFIG ").\n"
+                 "\n"
+                 "Options:\n"
+                 "  -c, --check           validate CONFIG (and load every function) without serving;\n"
+                 "                        prints every error with file, JSON path and reason\n"
+                 "  -t, --threads N       worker threads, each with its own event loop (default: server.threads,\n"
+                 "                        else the number of CPUs)\n"
+                 "  -L, --lib-path DIR    search DIR for C function objects named without a '/' (repeatable;\n"
+                 "                        also BFFGATE_LIB_PATH, colon-separated)\n"
+                 "  -l, --log-level LVL   debug, info, warn or error (default: server.log_level, else info)\n"
+                 "  -h, --help            show this help\n"
+                 "  -V, --version         show the version\n"
+                 "\n"
+                 "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (up to\n"
+                 "server.drain_timeout_ms) and exit 0.\n");
+}
+
+static void print_errors(const cfg_errors *errs)
+{
+    for (size_t i = 0; i < errs->count; ++i)
+        fprintf(stderr, "%s\n", errs->items[i] != NULL ? errs->items[i] : "(error text lost: out of memory)");
+    fprintf(stderr, "bffgate: %zu configuration error%s\n", errs->count, errs->count == 1 ? "" : "s");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {{"check", no_argument, NULL, 'c'},
+                                            {"threads", required_argument, NULL, 't'},
+                                            {"lib-path", required_argument, NULL, 'L'},
+                                            {"log-level", required_argument, NULL, 'l'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"version", no_argument, NULL, 'V'},
+                                            {NULL, 0, NULL, 0}};
+    int check = 0, opt;
+    unsigned threads = 0;
+    const char *lib_path[MAX_LIB_PATH];
+    size_t nlib_path = 0;
+    const char *log_level = NULL;
+    while ((opt = getopt_long(argc, argv, "ct:L:l:hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            check = 1;
+            break;
+        case 't': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || n < 1 || n > 256) {
+                fprintf(stderr, "bffgate: --threads must be an integer in 1..256\n");
+                return 2;
+            }
+            threads = (unsigned)n;
+            break;
+        }
+        case 'L':
+            if (nlib_path < MAX_LIB_PATH)
+                lib_path[nlib_path++] = optarg;
+            break;
+        case 'l':
+            log_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("bffgate %s (h2o %s, %s)\n", BFFGATE_VERSION, H2O_VERSION, "Lua 5.4");
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind > 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *config = optind < argc ? argv[optind] : DEFAULT_CONFIG;
+
+    char *env_path = getenv("BFFGATE_LIB_PATH") != NULL ? strdup(getenv("BFFGATE_LIB_PATH")) : NULL;
+    char *save = NULL;
+    for (char *dir = env_path != NULL ? strtok_r(env_path, ":", &save) : NULL; dir != NULL && nlib_path < MAX_LIB_PATH;
+         dir = strtok_r(NULL, ":", &save))
+        lib_path[nlib_path++] = dir;
+
+    signal(SIGPIPE, SIG_IGN);
+    gw_server_config server;
+    bff_snapshot *snap = NULL;
+    cfg_errors errs = {0};
+    if (gw_config_load(config, check ? 1 : threads, lib_path, nlib_path, &server, &snap, &errs) != 0) {
+        print_errors(&errs);
+        cfg_errors_release(&errs);
+        free(env_path);
+        return 1;
+    }
+    fn_log_set_level((fn_log_level)server.log_level);
+    if (log_level != NULL) {
+        fn_log_level level;
+        if (fn_log_level_parse(log_level, strlen(log_level), &level) != 0) {
+            fprintf(stderr, "bffgate: --log-level must be debug, info, warn or error\n");
+            return 2;
+        }
+        fn_log_set_level(level);
+    }
+    if (check) {
+        size_t nroutes = 0;
+        for (size_t i = 0; i < snap->nfrontends; ++i)
+            nroutes += snap->frontends[i].nroutes;
+        printf("%s: OK (%zu frontends, %zu routes, %zu functions)\n", config, snap->nfrontends, nroutes,
+               snap->nfunctions);
+        bff_snapshot_release(&snap);
+        gw_server_config_release(&server);
+        free(env_path);
+        return 0;
+    }
+
+    /* Signals are taken by this thread alone, with sigwait; workers never see them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    SSL_load_error_strings();
+    SSL_library_init();
+    gw_live_publish(snap);
+    gw_server *srv = NULL;
+    char err[512];
+    if (gw_server_start(&server, &srv, err, sizeof(err)) != 0) {
+        fn_log_msg(FN_LOG_ERROR, "%s", err);
+        gw_live_clear();
+        gw_server_config_release(&server);
+        free(env_path);
+        return 1;
+    }
+    fn_log_msg(FN_LOG_INFO, "bffgate %s serving %s (snapshot %llu)", BFFGATE_VERSION, config,
+               (unsigned long long)snap->version);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            fn_log_msg(FN_LOG_WARN, "SIGHUP: live reload is not available in this version; restart to apply changes");
+            continue;
+        }
+        fn_log_msg(FN_LOG_INFO, "%s: draining (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                   (unsigned long long)server.drain_timeout_ms);
+        break;
+    }
+    gw_server_stop(srv);
+    gw_server_wait(srv);
+    gw_server_free(&srv);
+    gw_live_clear();
+    gw_server_config_release(&server);
+    free(env_path);
+    fn_log_msg(FN_LOG_INFO, "stopped");
+    return 0;
+}

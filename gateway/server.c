@@ -1,0 +1,299 @@
+/* server: sockets, h2o configuration, worker threads and their drain on shutdown. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../functions/fn_log.h"
+#include "worker.h"
+
+/* While draining, an idle HTTP/1 keep-alive connection is closed after this long. */
+#define DRAIN_IDLE_TIMEOUT_MS 200
+
+struct gw_server {
+    gw_server_config cfg; /* a copy; the TLS paths are not used after start */
+    h2o_globalconf_t globalconf;
+    SSL_CTX *ssl[GW_MAX_LISTENERS];
+    unsigned ports[GW_MAX_LISTENERS];
+    unsigned nworkers;
+    gw_worker *workers;
+};
+
+typedef struct stop_message {
+    h2o_multithread_message_t super;
+} stop_message;
+
+static int bind_listener(const gw_listen *l, unsigned port, unsigned *bound_port, char *err, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, l->address, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        sslen = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, l->address, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        sslen = sizeof(*sin6);
+    } else {
+        snprintf(err, cap, "listen address \"%s\" is not numeric", l->address);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, cap, "cannot listen on %s port %u: %s", l->address, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (bound_port != NULL) {
+        struct sockaddr_storage got;
+        socklen_t gotlen = sizeof(got);
+        getsockname(fd, (struct sockaddr *)&got, &gotlen);
+        *bound_port = got.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&got)->sin_port)
+                                               : ntohs(((struct sockaddr_in6 *)&got)->sin6_port);
+    }
+    return fd;
+}
+
+static SSL_CTX *tls_context(const gw_listen *l, char *err, size_t cap)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, cap, "cannot create a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, l->tls_certificate) != 1) {
+        snprintf(err, cap, "%s: cannot load the TLS certificate chain: %s", l->tls_certificate,
+                 ERR_reason_error_string(ERR_get_error()));
+        goto Error;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, l->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, cap, "%s: cannot load the TLS key, or it does not match the certificate: %s", l->tls_key,
+                 ERR_reason_error_string(ERR_get_error()));
+        goto Error;
+    }
+#if H2O_USE_ALPN
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+#endif
+    return ctx;
+Error:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    h2o_accept_ctx_t *accept_ctx = listener->data;
+    h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+    if (sock != NULL)
+        h2o_accept(accept_ctx, sock);
+}
+
+static void close_listeners(gw_worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; ++i) {
+        if (w->listeners[i] != NULL) {
+            h2o_socket_read_stop(w->listeners[i]);
+            h2o_socket_close(w->listeners[i]);
+            w->listeners[i] = NULL;
+        } else if (w->fds[i] >= 0) {
+            close(w->fds[i]);
+        }
+        w->fds[i] = -1;
+    }
+}
+
+static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    gw_worker *w = H2O_STRUCT_FROM_MEMBER(gw_worker, control, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        stop_message *msg = H2O_STRUCT_FROM_MEMBER(stop_message, super.link, messages->next);
+        h2o_linklist_unlink(&msg->super.link);
+        free(msg);
+        if (!w->stopping) {
+            w->stopping = 1;
+            close_listeners(w);
+            /* GOAWAY for HTTP/2; HTTP/1 connections stop keep-alive after their current response,
+             * and idle ones time out quickly from now on. */
+            h2o_context_request_shutdown(&w->ctx);
+            w->ctx.http1.req_timeout.timeout = DRAIN_IDLE_TIMEOUT_MS;
+        }
+    }
+}
+
+static int has_connections(gw_worker *w)
+{
+    return !h2o_linklist_is_empty(&w->ctx.http1._conns) || !h2o_linklist_is_empty(&w->ctx.http2._conns);
+}
+
+static void *worker_main(void *arg)
+{
+    gw_worker *w = arg;
+    gw_server *srv = w->server;
+    for (size_t i = 0; i < w->nlisteners; ++i) {
+        w->accept[i].ctx = &w->ctx;
+        w->accept[i].hosts = srv->globalconf.hosts;
+        w->accept[i].ssl_ctx = srv->ssl[i];
+        w->listeners[i] = h2o_evloop_socket_create(w->ctx.loop, w->fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        w->listeners[i]->data = &w->accept[i];
+        h2o_socket_read_start(w->listeners[i], on_accept);
+    }
+    while (!w->stopping)
+        h2o_evloop_run(w->ctx.loop, INT32_MAX);
+
+    uint64_t deadline = fn_now_ns() + srv->cfg.drain_timeout_ms * 1000000ULL;
+    while (has_connections(w) && fn_now_ns() < deadline)
+        h2o_evloop_run(w->ctx.loop, 50);
+    gw_live_cache_release(&w->live);
+    return NULL;
+}
+
+int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, size_t cap)
+{
+    gw_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    srv->cfg = *cfg;
+    for (size_t i = 0; i < srv->cfg.nlisten; ++i)
+        srv->cfg.listen[i].tls_certificate = srv->cfg.listen[i].tls_key = NULL;
+    srv->nworkers = cfg->threads;
+    srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
+    if (srv->workers == NULL) {
+        snprintf(err, cap, "out of memory");
+        free(srv);
+        return -1;
+    }
+    for (unsigned t = 0; t < srv->nworkers; ++t) {
+        for (size_t i = 0; i < GW_MAX_LISTENERS; ++i)
+            srv->workers[t].fds[i] = -1;
+    }
+
+    h2o_config_init(&srv->globalconf);
+    srv->globalconf.max_request_entity_size = (size_t)cfg->max_body_bytes;
+    srv->globalconf.http1.upgrade_to_http2 = 1;
+    srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("bffgate"));
+    h2o_hostconf_t *host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
+    handler->on_req = gw_handle_request;
+
+    for (size_t i = 0; i < cfg->nlisten; ++i) {
+        const gw_listen *l = &cfg->listen[i];
+        if (l->tls_certificate != NULL && (srv->ssl[i] = tls_context(l, err, cap)) == NULL)
+            goto Error;
+        unsigned port = l->port;
+        for (unsigned t = 0; t < srv->nworkers; ++t) {
+            int fd = bind_listener(l, port, t == 0 ? &port : NULL, err, cap);
+            if (fd < 0)
+                goto Error;
+            srv->workers[t].fds[i] = fd;
+            srv->workers[t].nlisteners = i + 1;
+        }
+        srv->ports[i] = port;
+    }
+
+    for (unsigned t = 0; t < srv->nworkers; ++t) {
+        gw_worker *w = &srv->workers[t];
+        w->index = t;
+        w->server = srv;
+        h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
+        h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);
+    }
+    for (unsigned t = 0; t < srv->nworkers; ++t) {
+        int rc = pthread_create(&srv->workers[t].thread, NULL, worker_main, &srv->workers[t]);
+        if (rc != 0) {
+            snprintf(err, cap, "cannot start worker thread %u: %s", t, strerror(rc));
+            /* Workers already running are stopped and joined; the rest never started. */
+            srv->nworkers = t;
+            gw_server_stop(srv);
+            gw_server_wait(srv);
+            goto Error;
+        }
+    }
+    for (size_t i = 0; i < cfg->nlisten; ++i)
+        fn_log_msg(FN_LOG_INFO, "listening on %s%s%s:%u (%s) with %u threads",
+                   strchr(cfg->listen[i].address, ':') ? "[" : "", cfg->listen[i].address,
+                   strchr(cfg->listen[i].address, ':') ? "]" : "", srv->ports[i],
+                   srv->ssl[i] != NULL ? "https, h2 and http/1.1" : "http/1.1 and h2c", srv->nworkers);
+    *out = srv;
+    return 0;
+Error:
+    gw_server_free(&srv);
+    return -1;
+}
+
+unsigned gw_server_port(const gw_server *srv, size_t listener)
+{
+    return listener < srv->cfg.nlisten ? srv->ports[listener] : 0;
+}
+
+void gw_server_stop(gw_server *srv)
+{
+    for (unsigned t = 0; t < srv->nworkers; ++t) {
+        stop_message *msg = calloc(1, sizeof(*msg));
+        if (msg != NULL)
+            h2o_multithread_send_message(&srv->workers[t].control, &msg->super);
+    }
+}
+
+void gw_server_wait(gw_server *srv)
+{
+    for (unsigned t = 0; t < srv->nworkers; ++t) {
+        if (srv->workers[t].thread != 0) {
+            pthread_join(srv->workers[t].thread, NULL);
+            srv->workers[t].thread = 0;
+        }
+    }
+}
+
+void gw_server_free(gw_server **psrv)
+{
+    gw_server *srv = *psrv;
+    if (srv == NULL)
+        return;
+    *psrv = NULL;
+    if (srv->workers != NULL) {
+        unsigned all = srv->cfg.threads;
+        for (unsigned t = 0; t < all; ++t) {
+            gw_worker *w = &srv->workers[t];
+            close_listeners(w);
+            if (w->ctx.loop != NULL) {
+                h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
+                h2o_context_dispose(&w->ctx);
+            }
+            gw_live_cache_release(&w->live);
+        }
+        free(srv->workers);
+    }
+    for (size_t i = 0; i < GW_MAX_LISTENERS; ++i) {
+        if (srv->ssl[i] != NULL)
+            SSL_CTX_free(srv->ssl[i]);
+    }
+    h2o_config_dispose(&srv->globalconf);
+    free(srv);
+}

@@ -1,0 +1,33 @@
+/* server: the listeners, the worker threads and their event loops, and graceful shutdown. */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <stddef.h>
+
+#include "gw_config.h"
+
+/*
+ * gw_server_start binds every listener (one SO_REUSEPORT socket per listener and worker, all on
+ * the same port, so port 0 resolves once), configures h2o (HTTP/1.1, HTTP/2 by prior knowledge
+ * and by Upgrade, TLS with ALPN h2 where a certificate is configured, the request body limit)
+ * and starts cfg->threads workers, each running its own event loop. The live snapshot must be
+ * published (gw_live_publish) before requests arrive.
+ *
+ * gw_server_stop asks every worker to drain: stop accepting, tell HTTP/2 clients GOAWAY, let
+ * in-flight requests finish, close idle connections, and leave its loop once it has no
+ * connections or drain_timeout_ms has passed. Thread-safe; returns at once.
+ * gw_server_wait joins the workers. gw_server_free releases everything (NULL-safe, clears *srv).
+ * All three are called from the thread that started the server.
+ */
+
+typedef struct gw_server gw_server;
+
+/* Returns 0, or -1 with err set (bind failure, TLS setup failure...). */
+int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, size_t cap);
+/* The port a listener is bound to (resolved when the config asked for port 0). */
+unsigned gw_server_port(const gw_server *srv, size_t listener);
+void gw_server_stop(gw_server *srv);
+void gw_server_wait(gw_server *srv);
+void gw_server_free(gw_server **srv);
+
+#endif

@@ -1,0 +1,39 @@
+/* worker: one event loop thread of the gateway and the request handler that runs on it. */
+#ifndef GW_WORKER_H
+#define GW_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "../bff/snapshot.h"
+#include "gw_config.h"
+#include "live.h"
+
+struct gw_server;
+
+/*
+ * A worker owns one h2o context and event loop, its listening sockets (one per configured
+ * listener, SO_REUSEPORT) and a cached reference to the live snapshot. Every field is touched
+ * only by the worker's own thread, except `control`, which other threads post messages to.
+ */
+typedef struct gw_worker {
+    h2o_context_t ctx; /* first: the handler finds its worker from req->conn->ctx */
+    unsigned index;
+    struct gw_server *server;
+    pthread_t thread;
+    int fds[GW_MAX_LISTENERS];
+    h2o_socket_t *listeners[GW_MAX_LISTENERS];
+    h2o_accept_ctx_t accept[GW_MAX_LISTENERS];
+    size_t nlisteners;
+    h2o_multithread_receiver_t control;
+    int stopping;
+    gw_live_cache live;
+    uint64_t rng[2]; /* request ids */
+} gw_worker;
+
+/* The h2o handler for every request (registered at "/"). Runs on the worker's loop thread. */
+int gw_handle_request(h2o_handler_t *self, h2o_req_t *req);
+
+#endif
