@@ -49,13 +49,17 @@
 
 enum node_kind { NODE_ROOT, NODE_LITERAL, NODE_PARAM, NODE_WILDCARD };
 
+struct param_name {
+    const char *name;
+    size_t len;
+};
+
+/* One allocation: this header, nparams names, then the pattern and the names' text. */
 struct route {
     void *value;
     const char *pattern;
     size_t nparams;
-    const char *param_names[BFF_ROUTE_MAX_PARAMS];
-    size_t param_name_lens[BFF_ROUTE_MAX_PARAMS];
-    char storage[]; /* the pattern, then each parameter name, each NUL-terminated */
+    struct param_name params[];
 };
 
 /* A literal child with its label's hash, so that most mismatches never touch the child. */
@@ -533,7 +537,8 @@ size_t bff_route_table_size(const bff_route_table *table)
 static struct route *route_new(const char *pattern, const struct pattern_info *info, void *value)
 {
     size_t pattern_len = strlen(pattern);
-    size_t size = sizeof(struct route) + pattern_len + 1;
+    size_t header = sizeof(struct route) + info->nparams * sizeof(struct param_name);
+    size_t size = header + pattern_len + 1;
     for (size_t i = 0; i < info->nparams; i++)
         size += info->name_lens[i] + 1;
     struct route *route = calloc(1, size);
@@ -541,17 +546,16 @@ static struct route *route_new(const char *pattern, const struct pattern_info *i
         return NULL;
     route->value = value;
     route->nparams = info->nparams;
-    char *p = route->storage;
-    memcpy(p, pattern, pattern_len + 1);
-    route->pattern = p;
-    p += pattern_len + 1;
+    char *text = (char *)route + header;
     for (size_t i = 0; i < info->nparams; i++) {
-        memcpy(p, info->names[i], info->name_lens[i]);
-        p[info->name_lens[i]] = '\0';
-        route->param_names[i] = p;
-        route->param_name_lens[i] = info->name_lens[i];
-        p += info->name_lens[i] + 1;
+        memcpy(text, info->names[i], info->name_lens[i]);
+        text[info->name_lens[i]] = '\0';
+        route->params[i].name = text;
+        route->params[i].len = info->name_lens[i];
+        text += info->name_lens[i] + 1;
     }
+    memcpy(text, pattern, pattern_len + 1);
+    route->pattern = text;
     return route;
 }
 
@@ -667,8 +671,8 @@ static void fill_match(bff_route_match *out, const char *path, const struct node
     out->allowed = effective_methods(node->methods);
     out->nparams = ncaptures;
     for (size_t i = 0; i < ncaptures; i++) {
-        out->params[i].name = route->param_names[i];
-        out->params[i].name_len = route->param_name_lens[i];
+        out->params[i].name = route->params[i].name;
+        out->params[i].name_len = route->params[i].len;
         out->params[i].value = path + captures[i].start;
         out->params[i].value_len = captures[i].len;
     }

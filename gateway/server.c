@@ -282,10 +282,8 @@ void gw_server_free(gw_server **psrv)
         for (unsigned t = 0; t < all; ++t) {
             gw_worker *w = &srv->workers[t];
             close_listeners(w);
-            if (w->ctx.loop != NULL) {
-                h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
-                h2o_context_dispose(&w->ctx);
-            }
+            /* The h2o context and loop are not disposed: h2o 2.2 asserts that no timer is pending, and
+             * connections closed during the drain may still hold one. They live until the process exits. */
             gw_live_cache_release(&w->live);
         }
         free(srv->workers);

@@ -342,6 +342,10 @@ static void test_table_shape_errors(void **state)
     assert_encode_fails(L, "{1, 2, x = 3}", "$: cannot encode a table that mixes array and object keys");
     assert_encode_fails(L, "{a = {b = {1, 2, nil, 4}}}", "$.a.b: cannot encode a sparse array");
     assert_encode_fails(L, "{[2] = 'b'}", "$: cannot encode a sparse array");
+    /* As many keys as the border says, but not 1..n: length 3, keys 2, 3 and 5. */
+    run_lua(L, "holey = {'a', 'b', 'c'}; holey[5] = 'e'; holey[1] = nil\n"
+               "local count = 0; for _ in pairs(holey) do count = count + 1 end; assert(#holey == 3 and count == 3)");
+    assert_encode_fails(L, "holey", "$: cannot encode a sparse array");
     assert_encode_fails(L, "{[0] = 'z', 'a'}", "$: cannot encode a sparse array");
     assert_encode_fails(L, "{x = {[1.5] = 1}}", "$.x: cannot encode a table with a non-integer number key");
     assert_encode_fails(L, "{[true] = 1}", "$: cannot encode a table with a boolean key");

@@ -1,0 +1,54 @@
+/* harness: end-to-end test helpers: config trees in temp dirs, the real bffgate process, libcurl requests. */
+#ifndef E2E_HARNESS_H
+#define E2E_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A config tree in a fresh temporary directory, and the bffgate process serving it. */
+typedef struct e2e_server {
+    char dir[256];
+    char log_path[300];
+    int port;
+    pid_t pid;
+} e2e_server;
+
+/* Creates the temp dir; nothing is started. */
+void e2e_init(e2e_server *srv);
+/* Writes dir/relpath (creating subdirectories); every "@PORT@" in text becomes srv->port and every
+ * "@EXAMPLES@" the directory of the example C objects. */
+void e2e_write(e2e_server *srv, const char *relpath, const char *text);
+/* Picks a free loopback port (before writing configs that use @PORT@). */
+void e2e_pick_port(e2e_server *srv);
+/* Starts bffgate on dir/gateway.json with extra argv (NULL-terminated, may be NULL) and waits until the
+ * port accepts connections. Returns 0, or -1 if the process exited or did not listen within 10 s. */
+int e2e_start(e2e_server *srv, const char *const *extra_args);
+/* Sends `sig` and waits for exit; returns the exit status (or 128 + signal). */
+int e2e_stop(e2e_server *srv, int sig);
+/* Stops if running and removes the temp dir. */
+void e2e_cleanup(e2e_server *srv);
+/* The whole log (stderr) of the process so far, malloc'd. */
+char *e2e_log(const e2e_server *srv);
+
+/* Runs bffgate with args (NULL-terminated), capturing stdout+stderr; returns the exit status. */
+int e2e_run(const char *const *args, char **output);
+
+typedef enum e2e_http { E2E_HTTP1, E2E_HTTP2_PRIOR, E2E_HTTP2_UPGRADE, E2E_HTTPS } e2e_http;
+
+typedef struct e2e_response {
+    long status;
+    long http_version; /* 11 or 2 */
+    char *headers;     /* raw header block, lower-cased names as sent */
+    char *body;
+    size_t body_len;
+} e2e_response;
+
+/* One request. `headers` is NULL-terminated "Name: value" strings (may be NULL); body may be NULL.
+ * Returns 0, or -1 on a transport error (connection refused...). */
+int e2e_request(e2e_server *srv, e2e_http http, const char *method, const char *path, const char *const *headers,
+                const char *body, size_t body_len, e2e_response *res);
+void e2e_response_release(e2e_response *res);
+/* Finds a response header value (case-insensitive name); returns a malloc'd copy or NULL. */
+char *e2e_header(const e2e_response *res, const char *name);
+
+#endif
