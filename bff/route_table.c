@@ -68,7 +68,7 @@ struct slot {
     struct node *node;
 };
 
-/* The fields a match reads come first, next to the label, to keep a visit within one cache line. */
+/* Kept small (the per-method routes live apart) so that a visit touches few cache lines. */
 struct node {
     /* nliterals entries while !hashed; literal_cap slots (node NULL when free) once hashed */
     struct slot *literals;
@@ -377,7 +377,7 @@ static int rehash_literals(struct node *node, size_t new_cap)
     return 0;
 }
 
-/* Makes room for one more literal child so that insert_literal cannot fail. Changes no match. */
+/* Makes room for one more literal child so that attach_child cannot fail. Changes no match. */
 static int reserve_literal(struct node *node)
 {
     if (node->hashed) {
