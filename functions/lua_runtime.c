@@ -165,6 +165,22 @@ static int l_ctx_remaining(lua_State *L)
     return 1;
 }
 
+/* setmetatable without __gc: Lua runs finalizers with hooks off, so a looping __gc would escape the
+ * deadline (and could run during lua_close). The original setmetatable is upvalue 1. */
+static int l_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: metatables with __gc are not allowed in bffgate functions");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static void set_global_nil(lua_State *L, const char *name)
 {
     lua_pushnil(L);
@@ -202,6 +218,9 @@ static int open_sandbox(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, l_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
     fn_lua_json_open(L);
 
     lua_warm *w = warm_of(L);
@@ -258,8 +277,12 @@ static lua_warm *warm_new(const fn_function *fn, const lua_impl *impl, char *err
     int rc = lua_pcall(L, 0, 1, 0);
     lua_sethook(L, NULL, 0, 0);
     w->current = NULL;
-    if (rc != LUA_OK) {
-        snprintf(err, cap, "%s", lua_tostring(L, -1));
+    if (rc != LUA_OK || load.timed_out) {
+        if (load.timed_out)
+            snprintf(err, cap, "%s: the module's top level ran past the %llu s load deadline", fn->path,
+                     (unsigned long long)(LOAD_DEADLINE_NS / 1000000000ULL));
+        else
+            snprintf(err, cap, "%s", lua_tostring(L, -1));
         goto Error;
     }
     if (!lua_istable(L, -1)) {
@@ -267,7 +290,8 @@ static lua_warm *warm_new(const fn_function *fn, const lua_impl *impl, char *err
                  luaL_typename(L, -1));
         goto Error;
     }
-    lua_getfield(L, -1, "handler");
+    lua_pushliteral(L, "handler"); /* raw: the deadline hook is off, so no metamethod may run */
+    lua_rawget(L, -2);
     if (!lua_isfunction(L, -1)) {
         snprintf(err, cap, "%s: the module's handler must be a function, got %s", fn->path, luaL_typename(L, -1));
         goto Error;
@@ -404,6 +428,13 @@ static void encode_body(lua_State *L, int idx, fn_response *res)
         luaL_error(L, "not enough memory");
 }
 
+/* Pushes t[key] without metamethods: this conversion runs without the deadline hook, so no Lua code may run. */
+static int raw_field(lua_State *L, int idx, const char *key)
+{
+    lua_pushstring(L, key);
+    return lua_rawget(L, idx);
+}
+
 /* Protected: turns the handler's result (index 1) into res (light userdata at index 2). */
 static int collect_response(lua_State *L)
 {
@@ -424,7 +455,7 @@ static int collect_response(lua_State *L)
     }
     if (t != LUA_TTABLE)
         return luaL_error(L, "the handler must return a table or a string, got %s", luaL_typename(L, 1));
-    lua_getfield(L, 1, "statusCode");
+    raw_field(L, 1, "statusCode");
     if (lua_isnil(L, -1)) {
         /* No statusCode: the whole table is the JSON body of a 200. */
         lua_pop(L, 1);
@@ -437,13 +468,13 @@ static int collect_response(lua_State *L)
         return luaL_error(L, "statusCode must be an integer in 100..599");
     res->status = (int)status;
     lua_pop(L, 1);
-    lua_getfield(L, 1, "headers");
+    raw_field(L, 1, "headers");
     if (lua_istable(L, -1))
         collect_headers(L, lua_gettop(L), res);
     else if (!lua_isnil(L, -1))
         return luaL_error(L, "headers must be a table");
     lua_pop(L, 1);
-    lua_getfield(L, 1, "body");
+    raw_field(L, 1, "body");
     if (lua_type(L, -1) == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
@@ -500,6 +531,14 @@ static int lua_invoke(fn_function *fn, const fn_call *call, fn_response *res)
     }
     int nres = 0;
     int status = lua_resume(co, L, 2, &nres);
+    /* A timeout caught by coroutine.resume in tail position ends the handler without another instruction
+     * to interrupt: the handler returns normally, but the invocation still timed out. */
+    if (inv.timed_out) {
+        snprintf(res->error, sizeof(res->error), "timeout after %llu ms", (unsigned long long)call->limits.timeout_ms);
+        rc = -ETIMEDOUT;
+        discard = 1;
+        goto Done;
+    }
     if (status == LUA_YIELD) {
         snprintf(res->error, sizeof(res->error), "the handler yielded outside an asynchronous call");
         rc = -EINVAL;
@@ -508,11 +547,7 @@ static int lua_invoke(fn_function *fn, const fn_call *call, fn_response *res)
     }
     if (status != LUA_OK) {
         const char *msg = lua_tostring(co, -1);
-        if (inv.timed_out) {
-            snprintf(res->error, sizeof(res->error), "timeout after %llu ms",
-                     (unsigned long long)call->limits.timeout_ms);
-            rc = -ETIMEDOUT;
-        } else if (status == LUA_ERRMEM) {
+        if (status == LUA_ERRMEM) {
             snprintf(res->error, sizeof(res->error), "memory limit of %llu bytes reached",
                      (unsigned long long)call->limits.memory_bytes);
             rc = -ENOMEM;
@@ -520,7 +555,7 @@ static int lua_invoke(fn_function *fn, const fn_call *call, fn_response *res)
             snprintf(res->error, sizeof(res->error), "%s", msg != NULL ? msg : "error object is not a string");
             rc = -EINVAL;
         }
-        discard = inv.timed_out || status == LUA_ERRMEM;
+        discard = status == LUA_ERRMEM;
         goto Done;
     }
     /* Keep only the first result, then convert it under protection. */
@@ -532,9 +567,11 @@ static int lua_invoke(fn_function *fn, const fn_call *call, fn_response *res)
     lua_insert(co, -2);
     lua_pushlightuserdata(co, res);
     lua_sethook(co, NULL, 0, 0);
-    if (lua_pcall(co, 2, 0, 0) != LUA_OK) {
+    int converted = lua_pcall(co, 2, 0, 0);
+    if (converted != LUA_OK) {
         snprintf(res->error, sizeof(res->error), "%s", lua_tostring(co, -1));
-        rc = lua_status(co) == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+        rc = converted == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+        discard = converted == LUA_ERRMEM;
         goto Done;
     }
 Done:

@@ -88,7 +88,10 @@ static int load_fails(const char *name, const char *source, char *path, size_t p
     return rc;
 }
 
-#define S(lit) {lit, sizeof(lit) - 1}
+#define S(lit)                                                                                                         \
+    {                                                                                                                  \
+        lit, sizeof(lit) - 1                                                                                           \
+    }
 
 static const bfg_pair event_params[] = {{S("id"), S("42")}, {S("slug"), S("red-shoe")}};
 static const bfg_pair event_query[] = {{S("tag"), S("a")}, {S("page"), S("2")}, {S("tag"), S("b")}};
@@ -571,8 +574,7 @@ static void test_functions_do_not_share_the_string_metatable(void **state)
 static int write_dump(lua_State *L, const void *p, size_t sz, void *ud)
 {
     (void)L;
-    luaL_addlstring(ud, p, sz);
-    return 0;
+    return fn_buf_append(ud, p, sz) == 0 ? 0 : 1;
 }
 
 static void test_bytecode_refused(void **state)
@@ -582,17 +584,14 @@ static void test_bytecode_refused(void **state)
     lua_State *L = luaL_newstate();
     assert_non_null(L);
     assert_int_equal(luaL_loadstring(L, "return { handler = function() return {} end }"), LUA_OK);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    assert_int_equal(lua_dump(L, write_dump, &b, 0), 0);
-    luaL_pushresult(&b);
-    size_t len;
-    const char *code = lua_tolstring(L, -1, &len);
-    assert_true(len > 4);
-    assert_memory_equal(code, "\x1bLua", 4);
-    char path[256], err[1024] = "";
-    write_bytes("bytecode.lua", code, len, path, sizeof(path));
+    fn_buf code = FN_BUF_INIT;
+    assert_int_equal(lua_dump(L, write_dump, &code, 0), 0);
     lua_close(L);
+    assert_true(code.len > 4);
+    assert_memory_equal(code.data, "\x1bLua", 4);
+    char path[256], err[1024] = "";
+    write_bytes("bytecode.lua", code.data, code.len, path, sizeof(path));
+    fn_buf_release(&code);
 
     fn_function *fn = NULL;
     assert_int_equal(fn_lua_load("bytecode", path, 1, 1, &fn, err, sizeof(err)), -EINVAL);
@@ -640,15 +639,13 @@ static void test_error_at_load_is_reported(void **state)
 {
     (void)state;
     char path[256], err[1024], want[300];
-    load_fails("loaderr", "local x = 1\nerror('refusing to load')\nreturn {}\n", path, sizeof(path), err,
-               sizeof(err));
+    load_fails("loaderr", "local x = 1\nerror('refusing to load')\nreturn {}\n", path, sizeof(path), err, sizeof(err));
     snprintf(want, sizeof(want), "%s:2: refusing to load", path);
     if (strstr(err, want) == NULL)
         fail_msg("\"%s\" does not contain \"%s\"", err, want);
 
     /* The sandbox applies at load: io is not there for the top level either. */
-    load_fails("loadio", "io.write('x')\nreturn { handler = function() end }\n", path, sizeof(path), err,
-               sizeof(err));
+    load_fails("loadio", "io.write('x')\nreturn { handler = function() end }\n", path, sizeof(path), err, sizeof(err));
     assert_non_null(strstr(err, "io"));
 }
 
@@ -671,7 +668,8 @@ static void test_top_level_infinite_loop_refused(void **state)
     load_fails("loadloop", "while true do end\nreturn { handler = function() end }\n", path, sizeof(path), err,
                sizeof(err));
     double elapsed = seconds_since(start);
-    assert_non_null(strstr(err, "timeout"));
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "deadline"));
     assert_true(elapsed >= 0.9);
     assert_true(elapsed < 10.0);
 }
@@ -694,13 +692,33 @@ static void test_runtime_error(void **state)
     fn_function_release(&fn);
 }
 
+static void test_gc_metamethods_refused(void **state)
+{
+    (void)state;
+    /* A finalizer runs with hooks off: a looping __gc would never meet its deadline. */
+    fn_function *fn =
+        load_ok("gc", "return { handler = function(event, ctx)\n"
+                      "  local ok, err = pcall(setmetatable, {}, { __gc = function() while true do end end })\n"
+                      "  local plain = setmetatable({}, { __index = { x = 1 } })\n"
+                      "  return { ok = ok, err = err, x = plain.x }\n"
+                      "end }\n");
+    fn_response res;
+    assert_int_equal(invoke(fn, &res), 0);
+    assert_non_null(strstr(res.body.data, "\"ok\":false"));
+    assert_non_null(strstr(res.body.data, "metatables with __gc are not allowed"));
+    assert_non_null(strstr(res.body.data, "\"x\":1"));
+    fn_response_release(&res);
+    fn_function_release(&fn);
+}
+
 static void test_header_with_crlf_refused(void **state)
 {
     (void)state;
-    fn_function *fn = load_ok("crlf", "return { handler = function(event, ctx)\n"
-                                      "  return { statusCode = 200, headers = { ['x-split'] = 'a\\r\\nset-cookie: x=1' },\n"
-                                      "           body = 'x' }\n"
-                                      "end }\n");
+    fn_function *fn =
+        load_ok("crlf", "return { handler = function(event, ctx)\n"
+                        "  return { statusCode = 200, headers = { ['x-split'] = 'a\\r\\nset-cookie: x=1' },\n"
+                        "           body = 'x' }\n"
+                        "end }\n");
     fn_response res;
     assert_int_equal(invoke(fn, &res), -EINVAL);
     assert_non_null(strstr(res.error, "x-split"));
@@ -735,6 +753,12 @@ static const char loop_source[] = "return { handler = function(event, ctx)\n"
                                   "    while true do\n"
                                   "      xpcall(function() while true do end end, function(e) return e end)\n"
                                   "    end\n"
+                                  "  end\n"
+                                  "  if mode == 'tailpcall' then\n"
+                                  "    return pcall(function() while true do end end)\n"
+                                  "  end\n"
+                                  "  if mode == 'tailresume' then\n"
+                                  "    return coroutine.resume(coroutine.create(function() while true do end end))\n"
                                   "  end\n"
                                   "  if mode == 'coroutine' then\n"
                                   "    while true do coroutine.resume(coroutine.create(function()\n"
@@ -781,6 +805,11 @@ static void test_timeout_cannot_be_caught(void **state)
     assert_times_out(fn, "pcall");
     assert_times_out(fn, "xpcall");
     assert_times_out(fn, "coroutine");
+    /* A tail-called pcall returns straight out of the handler, with no instruction left to interrupt. */
+    assert_times_out(fn, "tailpcall");
+    assert_times_out(fn, "tailresume");
+    /* Every timed-out state was closed, none went back to the pool. */
+    assert_stats(fn, 0, 4, 5);
     fn_function_release(&fn);
 }
 
@@ -810,6 +839,39 @@ static void test_state_discarded_after_timeout(void **state)
     fn_response_release(&res);
     assert_stats(fn, 1, 1, 1);
     fn_function_release(&fn);
+}
+
+/* Reading the response and the module table is raw: an __index function would run outside the deadline. */
+static void test_metamethods_do_not_run_outside_the_deadline(void **state)
+{
+    (void)state;
+    fn_function *fn = load_ok("metaresp", "return { handler = function(event, ctx)\n"
+                                          "  return setmetatable({}, { __index = function(t, k)\n"
+                                          "    if k == 'statusCode' then while true do end end\n"
+                                          "    return 201\n"
+                                          "  end })\n"
+                                          "end }\n");
+    fn_response res;
+    uint64_t start = fn_now_ns();
+    bfg_event ev = make_event();
+    int rc = invoke_full(fn, &ev, NULL, 50, 0, &res);
+    if (rc != 0)
+        fail_msg("invoke: %d %s", rc, res.error);
+    assert_true(seconds_since(start) < 2.0);
+    assert_int_equal(res.status, 200); /* no raw statusCode: the table is the JSON body */
+    assert_body_text(&res, "{}");
+    fn_response_release(&res);
+    fn_function_release(&fn);
+
+    char path[256], err[1024];
+    start = fn_now_ns();
+    load_fails("metamodule",
+               "return setmetatable({}, { __index = function(t, k)\n"
+               "  while true do end\n"
+               "end })\n",
+               path, sizeof(path), err, sizeof(err));
+    assert_true(seconds_since(start) < 2.0);
+    assert_non_null(strstr(err, "handler must be a function"));
 }
 
 static void test_no_deadline_without_timeout(void **state)
@@ -882,6 +944,22 @@ static void test_memory_limit(void **state)
     assert_int_equal(invoke_memory(fn, "none", &res), 0);
     fn_response_release(&res);
     assert_stats(fn, 1, 2, 2);
+    fn_function_release(&fn);
+}
+
+static void test_yield_from_handler_is_an_error(void **state)
+{
+    (void)state;
+    fn_function *fn = load_ok("yields", "return { handler = function(event, ctx)\n"
+                                        "  coroutine.yield(1)\n"
+                                        "  return {}\n"
+                                        "end }\n");
+    fn_response res;
+    assert_int_equal(invoke(fn, &res), -EINVAL);
+    assert_non_null(strstr(res.error, "yielded"));
+    fn_response_release(&res);
+    /* A suspended coroutine cannot be resumed later: the state is closed. */
+    assert_stats(fn, 0, 0, 1);
     fn_function_release(&fn);
 }
 
@@ -967,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_chunk_must_return_a_table),
         cmocka_unit_test(test_handler_must_be_a_function),
         cmocka_unit_test(test_error_at_load_is_reported),
+        cmocka_unit_test(test_gc_metamethods_refused),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_top_level_infinite_loop_refused),
         cmocka_unit_test(test_runtime_error),
@@ -975,8 +1054,10 @@ int main(void)
         cmocka_unit_test(test_infinite_loop_times_out),
         cmocka_unit_test(test_timeout_cannot_be_caught),
         cmocka_unit_test(test_state_discarded_after_timeout),
+        cmocka_unit_test(test_metamethods_do_not_run_outside_the_deadline),
         cmocka_unit_test(test_no_deadline_without_timeout),
         cmocka_unit_test(test_memory_limit),
+        cmocka_unit_test(test_yield_from_handler_is_an_error),
         cmocka_unit_test(test_warm_state_reused),
         cmocka_unit_test(test_prewarm_and_threads),
     };
