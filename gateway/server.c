@@ -168,6 +168,18 @@ static void *worker_main(void *arg)
     while (has_connections(w) && fn_now_ns() < deadline)
         h2o_evloop_run(w->ctx.loop, 50);
     gw_live_cache_release(&w->live);
+    h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
+    if (!has_connections(w)) {
+        /* h2o 2.2 asserts that no timer is pending at dispose: the second-GOAWAY timer of the HTTP/2
+         * graceful shutdown is, even when no HTTP/2 connection was open. Connections still open at the
+         * drain deadline keep theirs, and then the context is left to the process exit. */
+        if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
+        h2o_evloop_run(w->ctx.loop, 0);
+        h2o_evloop_t *loop = w->ctx.loop;
+        h2o_context_dispose(&w->ctx);
+        h2o_evloop_destroy(loop);
+    }
     return NULL;
 }
 
@@ -282,8 +294,7 @@ void gw_server_free(gw_server **psrv)
         for (unsigned t = 0; t < all; ++t) {
             gw_worker *w = &srv->workers[t];
             close_listeners(w);
-            /* The h2o context and loop are not disposed: h2o 2.2 asserts that no timer is pending, and
-             * connections closed during the drain may still hold one. They live until the process exits. */
+            /* Each worker disposes its own h2o context and loop when its drain ends (worker_main). */
             gw_live_cache_release(&w->live);
         }
         free(srv->workers);
