@@ -6,7 +6,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 
 #include "c_runtime.h"
 #include "fn.h"
+#include "tests/unit/tmpdir.h"
 
 #ifndef FIXTURE_DIR
 #error "FIXTURE_DIR must name the directory holding the built fixture objects"
@@ -24,19 +24,10 @@
 static char temp_dir[64];
 static char marker_path[128];
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(temp_dir, sizeof(temp_dir), "/tmp/bffgate-c-XXXXXX");
-    if (mkdtemp(temp_dir) == NULL)
+    if (test_tmpdir_make(temp_dir, sizeof(temp_dir), "c") != 0)
         return -1;
     snprintf(marker_path, sizeof(marker_path), "%s/fini-marker", temp_dir);
     return setenv("BFG_FIXTURE_FINI_MARKER", marker_path, 1);
@@ -46,7 +37,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     unsetenv("BFG_FIXTURE_FINI_MARKER");
-    return nftw(temp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_tmpdir_remove(temp_dir);
 }
 
 static void fixture_path(const char *name, char *out, size_t cap)

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,28 +19,20 @@
 
 #include "fn.h"
 #include "lua_runtime.h"
+#include "tests/unit/tmpdir.h"
 
 static char temp_dir[64];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(temp_dir, sizeof(temp_dir), "/tmp/bffgate-lua-XXXXXX");
-    return mkdtemp(temp_dir) != NULL ? 0 : -1;
+    return test_tmpdir_make(temp_dir, sizeof(temp_dir), "lua");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(temp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_tmpdir_remove(temp_dir);
 }
 
 /* Writes `len` bytes into temp_dir/name; `path` receives the full path. */

@@ -6,7 +6,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "functions/fn.h"
 #include "functions/fn_log.h"
 #include "gateway/gw_config.h"
+#include "tests/unit/tmpdir.h"
 
 #ifndef EXAMPLES_DIR
 #error "EXAMPLES_DIR must name the directory holding the built example C objects (hello.so)"
@@ -31,21 +31,12 @@
 static char root_dir[64];
 static char saved_cwd[PATH_MAX];
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     if (getcwd(saved_cwd, sizeof(saved_cwd)) == NULL)
         return -1;
-    snprintf(root_dir, sizeof(root_dir), "/tmp/bffgate-config-XXXXXX");
-    return mkdtemp(root_dir) != NULL ? 0 : -1;
+    return test_tmpdir_make(root_dir, sizeof(root_dir), "config");
 }
 
 static int group_teardown(void **state)
@@ -53,7 +44,7 @@ static int group_teardown(void **state)
     (void)state;
     if (chdir(saved_cwd) != 0)
         return -1;
-    return nftw(root_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_tmpdir_remove(root_dir);
 }
 
 static int test_setup(void **state)
