@@ -23,7 +23,7 @@ static const char *const header_match_keys[] = {"name", "value", NULL};
 static const char *const route_keys[] = {"method",    "path",  "function", "timeout_ms", "concurrency",
                                          "memory_mb", "steps", "auth",     NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
-static const char *const c_fn_keys[] = {"c", "symbol", NULL};
+static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
 
 /* Reads limit keys from obj into `limits`, keeping the inherited value of any key that is absent. */
 static void parse_limits(cfg_errors *errs, const char *file, const char *path, json_t *obj, bff_limits *limits)
@@ -110,12 +110,14 @@ static void load_functions(bff_snapshot *snap, json_t *functions, const char *fi
             free(resolved);
         } else {
             cfg_check_keys(errs, file, path, def, c_fn_keys);
+            int inline_calls = 0;
             int ok = cfg_get_string(errs, file, path, def, "c", 1, &obj) == 1;
             ok &= cfg_get_string(errs, file, path, def, "symbol", 1, &symbol) == 1;
+            ok &= cfg_get_bool(errs, file, path, def, "inline", &inline_calls) >= 0;
             if (!ok)
                 continue;
             char *resolved = resolve_object(file, obj, opts);
-            if (resolved == NULL || fn_c_load(name, resolved, symbol, opts->nthreads, &fn, err, sizeof(err)) != 0) {
+            if (resolved == NULL || fn_c_load(name, resolved, symbol, inline_calls, opts->nthreads, &fn, err, sizeof(err)) != 0) {
                 char p[600];
                 cfg_path_key(p, sizeof(p), path, "c");
                 cfg_error(errs, file, p, "%s", resolved != NULL ? err : "out of memory");

@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fn_pool.h"
+
 typedef struct c_impl {
     void *handle;
     bfg_handler_fn handler;
     bfg_fini_fn fini;
+    int inline_calls;
 } c_impl;
 
 /* The response accessors a handler reaches through bfg_response.ops. */
@@ -55,12 +58,12 @@ static int c_append_body(void *impl, const char *data, size_t len)
 
 static const bfg_response_ops c_response_ops = {c_set_status, c_add_header, c_append_body};
 
-static int c_invoke(fn_function *fn, const fn_call *call, fn_response *res)
+/* Runs the handler and turns its outcome into rc / res->error. */
+static int c_call(c_impl *impl, const bfg_event *event, fn_response *res)
 {
-    c_impl *impl = fn->impl;
     c_response r = {res, 0};
     bfg_response api = {&c_response_ops, &r};
-    int rc = impl->handler(call->event, &api);
+    int rc = impl->handler(event, &api);
     if (rc != 0) {
         snprintf(res->error, sizeof(res->error), "the C handler returned %d", rc);
         return -EINVAL;
@@ -71,6 +74,134 @@ static int c_invoke(fn_function *fn, const fn_call *call, fn_response *res)
         return -EINVAL;
     }
     return 0;
+}
+
+/* A call on a pool thread. It owns a deep copy of the event and its own response, so a cancelled
+ * call (the client got its 504 and is gone) can finish and be dropped without touching the request. */
+typedef struct c_job {
+    fn_pool_job super;
+    fn_task task;
+    fn_function *fn; /* a reference: the object stays loaded until the call returns */
+    bfg_event event;
+    fn_response res;
+    int rc;
+    fn_response *out;
+    fn_done_cb done;
+    void *data;
+} c_job;
+
+static size_t pairs_size(const bfg_pair *pairs, size_t n)
+{
+    size_t total = n * sizeof(bfg_pair);
+    for (size_t i = 0; i < n; ++i)
+        total += pairs[i].name.len + pairs[i].value.len;
+    return total;
+}
+
+static bfg_str copy_str(char **cursor, bfg_str s)
+{
+    bfg_str out = {*cursor, s.len};
+    if (s.len > 0)
+        memcpy(*cursor, s.ptr, s.len);
+    *cursor += s.len;
+    return out;
+}
+
+static const bfg_pair *copy_pairs(char **cursor, const bfg_pair *pairs, size_t n)
+{
+    bfg_pair *out = (bfg_pair *)*cursor;
+    *cursor += n * sizeof(bfg_pair);
+    for (size_t i = 0; i < n; ++i) {
+        out[i].name = copy_str(cursor, pairs[i].name);
+        out[i].value = copy_str(cursor, pairs[i].value);
+    }
+    return out;
+}
+
+/* Allocates the job with the event's arrays first (pointer-aligned), then its strings. */
+static c_job *job_new(const bfg_event *ev)
+{
+    size_t size = sizeof(c_job) + pairs_size(ev->params, ev->nparams) + pairs_size(ev->query, ev->nquery) +
+                  pairs_size(ev->headers, ev->nheaders) + ev->method.len + ev->path.len + ev->route.len +
+                  ev->frontend.len + ev->request_id.len + ev->body.len;
+    c_job *job = malloc(size);
+    if (job == NULL)
+        return NULL;
+    memset(job, 0, sizeof(*job));
+    char *cursor = (char *)(job + 1);
+    job->event.abi_version = ev->abi_version;
+    job->event.params = copy_pairs(&cursor, ev->params, ev->nparams);
+    job->event.nparams = ev->nparams;
+    job->event.query = copy_pairs(&cursor, ev->query, ev->nquery);
+    job->event.nquery = ev->nquery;
+    job->event.headers = copy_pairs(&cursor, ev->headers, ev->nheaders);
+    job->event.nheaders = ev->nheaders;
+    job->event.method = copy_str(&cursor, ev->method);
+    job->event.path = copy_str(&cursor, ev->path);
+    job->event.route = copy_str(&cursor, ev->route);
+    job->event.frontend = copy_str(&cursor, ev->frontend);
+    job->event.request_id = copy_str(&cursor, ev->request_id);
+    job->event.body = copy_str(&cursor, ev->body);
+    fn_response_init(&job->res);
+    return job;
+}
+
+static void job_run(fn_pool_job *pool_job)
+{
+    c_job *job = (c_job *)pool_job;
+    job->rc = c_call(job->fn->impl, &job->event, &job->res);
+}
+
+static void job_complete(fn_pool_job *pool_job)
+{
+    c_job *job = (c_job *)pool_job;
+    fn_response_release(job->out);
+    *job->out = job->res; /* the response moves to the caller */
+    fn_response_init(&job->res);
+    job->done(job->data, job->rc);
+}
+
+static void job_release(fn_pool_job *pool_job)
+{
+    c_job *job = (c_job *)pool_job;
+    fn_response_release(&job->res);
+    fn_function_release(&job->fn);
+    free(job);
+}
+
+static void job_cancel(fn_task *task)
+{
+    c_job *job = (c_job *)((char *)task - offsetof(c_job, task));
+    fn_pool_cancel(&job->super);
+}
+
+static int c_start(fn_function *fn, const fn_call *call, fn_response *res, fn_done_cb done, void *data, fn_task **task)
+{
+    c_impl *impl = fn->impl;
+    if (impl->inline_calls || call->host == NULL || done == NULL)
+        return c_call(impl, call->event, res);
+    c_job *job = job_new(call->event);
+    if (job == NULL) {
+        snprintf(res->error, sizeof(res->error), "out of memory");
+        return -ENOMEM;
+    }
+    job->super.run = job_run;
+    job->super.complete = job_complete;
+    job->super.release = job_release;
+    job->super.host = call->host;
+    job->task.cancel = job_cancel;
+    job->fn = fn_function_acquire(fn);
+    job->out = res;
+    job->done = done;
+    job->data = data;
+    int rc = fn_pool_submit(&job->super);
+    if (rc != 0) {
+        snprintf(res->error, sizeof(res->error), "no thread is available to run the C function");
+        job_release(&job->super);
+        return rc;
+    }
+    *task = &job->task;
+    return FN_PENDING;
 }
 
 static void c_destroy(fn_function *fn)
@@ -86,10 +217,10 @@ static void c_destroy(fn_function *fn)
     fn__function_free(fn);
 }
 
-static const fn_runtime_ops c_ops = {c_invoke, c_destroy};
+static const fn_runtime_ops c_ops = {c_start, c_destroy};
 
-int fn_c_load(const char *name, const char *path, const char *symbol, unsigned nthreads, fn_function **out, char *err,
-              size_t cap)
+int fn_c_load(const char *name, const char *path, const char *symbol, int inline_calls, unsigned nthreads,
+              fn_function **out, char *err, size_t cap)
 {
     char *content = NULL;
     size_t len = 0;
@@ -108,6 +239,7 @@ int fn_c_load(const char *name, const char *path, const char *symbol, unsigned n
         return -ENOMEM;
     }
     fn->impl = impl;
+    impl->inline_calls = inline_calls;
     impl->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (impl->handle == NULL) {
         snprintf(err, cap, "%s: cannot load the C object: %s", path, dlerror());

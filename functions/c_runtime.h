@@ -13,12 +13,15 @@
  * and the reason (no ABI symbol, another ABI version, missing handler, init failed, dlopen error).
  * The last release calls the optional bfg_fini and dlclose's the object.
  *
- * Invocations run the handler in-process on the calling worker thread; a handler that blocks
- * blocks that thread's event loop (a later version runs C functions off the loop).
+ * Invocations run the handler on a thread of fn_pool, so a handler that blocks (or sleeps) holds one
+ * pool thread and never an event loop; the gateway answers 504 at the route's deadline and drops the
+ * late result. The handler gets a private copy of the event. With `inline_calls`, or without an
+ * event loop (call->host NULL), the handler runs on the calling thread instead: fastest, for
+ * trusted functions that never block, and not interruptible.
  * dlopen returns the already-open object for a path it has open: loading a changed object under
  * the same path needs a unique path per version (the reload work does that).
  */
-int fn_c_load(const char *name, const char *path, const char *symbol, unsigned nthreads, fn_function **out, char *err,
-              size_t cap);
+int fn_c_load(const char *name, const char *path, const char *symbol, int inline_calls, unsigned nthreads,
+              fn_function **out, char *err, size_t cap);
 
 #endif

@@ -18,8 +18,11 @@
  * can keep an unchanged function warm; the last fn_function_release frees it (states closed,
  * objects unloaded). Reference counting is atomic: any thread may acquire or release.
  *
- * fn_invoke runs on a worker thread's event loop. It never blocks on I/O (Lua code runs as a
- * coroutine; a C function runs in-process and must itself not block in this version).
+ * Invocations run on a worker thread's event loop and never block it: Lua code runs as a coroutine
+ * that may suspend (ctx.sleep, later upstream calls) and C functions run on the fn_pool threads,
+ * unless they are declared inline. fn_start is asynchronous in the manner of libuv: when it
+ * returns FN_PENDING the done callback runs later, exactly once, on the calling thread, unless
+ * fn_task_cancel is called first; when it returns anything else the callback is never called.
  */
 
 typedef enum fn_kind { FN_KIND_LUA, FN_KIND_C } fn_kind;
@@ -60,20 +63,60 @@ int fn_response_add_header(fn_response *res, const char *name, size_t name_len, 
 /* Returns 0 for 100..599, else -EINVAL with error set. */
 int fn_response_set_status(fn_response *res, int status);
 
-/* One invocation's input. The event's strings stay valid for the whole call. */
+/*
+ * What a worker thread offers the runtimes for asynchronous work. All three are called on the
+ * worker's own thread except post, which any thread may call. A NULL host means "no event loop":
+ * everything must then complete synchronously (unit tests, --check).
+ */
+typedef struct fn_host fn_host;
+typedef void (*fn_host_cb)(void *data);
+typedef struct fn_host_ops {
+    /* Starts a one-shot timer; returns a handle for timer_stop, or NULL on ENOMEM. */
+    void *(*timer_start)(fn_host *host, uint64_t ms, fn_host_cb cb, void *data);
+    /* Stops a timer that has not fired; its callback will not run. */
+    void (*timer_stop)(fn_host *host, void *timer);
+    /* Runs cb(data) on the host's thread soon. Any thread. Returns 0, or -ENOMEM. */
+    int (*post)(fn_host *host, fn_host_cb cb, void *data);
+} fn_host_ops;
+struct fn_host {
+    const fn_host_ops *ops;
+};
+
+/* One invocation's input. The event's strings stay valid until the invocation completes or is
+ * cancelled (runtimes that finish later on another thread copy what they need). */
 typedef struct fn_call {
     const bfg_event *event;
     const json_t *json; /* the decoded JSON body, or NULL */
     unsigned thread;    /* the calling worker thread's index, < the function's nthreads */
     fn_limits limits;
-    uint64_t start_ns; /* CLOCK_MONOTONIC at the start of the invocation */
+    uint64_t start_ns; /* CLOCK_MONOTONIC at the start of the route: the deadline counts from here */
+    fn_host *host;     /* the worker's event loop, or NULL */
 } fn_call;
+
+#define FN_PENDING 1
+
+/* An invocation in flight. Runtime-private beyond `cancel`. */
+typedef struct fn_task fn_task;
+struct fn_task {
+    void (*cancel)(fn_task *task);
+};
+
+/* Called once when a pending invocation ends: rc is 0 (res filled) or negative (res->error set). */
+typedef void (*fn_done_cb)(void *data, int rc);
+
+/* Stops a pending invocation: its done callback will not run, its resources are released (a Lua
+ * state is discarded; a C function already running finishes on its pool thread and its result is
+ * dropped). The response passed to fn_start is no longer touched after this returns. */
+static inline void fn_task_cancel(fn_task *task)
+{
+    task->cancel(task);
+}
 
 typedef struct fn_function fn_function;
 
 typedef struct fn_runtime_ops {
-    /* Returns 0 with res filled, or a negative code with res->error set. */
-    int (*invoke)(fn_function *fn, const fn_call *call, fn_response *res);
+    /* See fn_start. */
+    int (*start)(fn_function *fn, const fn_call *call, fn_response *res, fn_done_cb done, void *data, fn_task **task);
     void (*destroy)(fn_function *fn);
 } fn_runtime_ops;
 
@@ -89,10 +132,24 @@ struct fn_function {
     void *impl; /* runtime-private */
 };
 
-/* Returns 0 and fills `call`'s output in res, or a negative code with res->error set. */
+/*
+ * Starts an invocation. Returns 0 (res filled) or a negative code (res->error set) when it completed
+ * synchronously; or FN_PENDING with *task set, and then done(data, rc) runs later on this thread
+ * unless fn_task_cancel(*task) comes first. Error codes: -ETIMEDOUT (deadline), -ENOMEM (memory
+ * limit), -EINVAL (the function failed), -ECANCELED never (cancel suppresses the callback).
+ */
+static inline int fn_start(fn_function *fn, const fn_call *call, fn_response *res, fn_done_cb done, void *data,
+                           fn_task **task)
+{
+    *task = NULL;
+    return fn->ops->start(fn, call, res, done, data, task);
+}
+
+/* Synchronous invocation for callers without an event loop: call->host must be NULL. */
 static inline int fn_invoke(fn_function *fn, const fn_call *call, fn_response *res)
 {
-    return fn->ops->invoke(fn, call, res);
+    fn_task *task;
+    return fn_start(fn, call, res, NULL, NULL, &task);
 }
 
 fn_function *fn_function_acquire(fn_function *fn);

@@ -16,7 +16,10 @@ typedef struct fn_buf {
     size_t cap;
 } fn_buf;
 
-#define FN_BUF_INIT {NULL, 0, 0}
+#define FN_BUF_INIT                                                                                                    \
+    {                                                                                                                  \
+        NULL, 0, 0                                                                                                     \
+    }
 
 int fn_buf_reserve(fn_buf *buf, size_t extra);
 int fn_buf_append(fn_buf *buf, const void *data, size_t len);

@@ -1,4 +1,5 @@
-/* lua_json: conversion between JSON (jansson values and JSON text) and Lua values, and the `json` library for functions. */
+/* lua_json: conversion between JSON (jansson values and JSON text) and Lua values, and the `json` library for
+ * functions. */
 #ifndef FN_LUA_JSON_H
 #define FN_LUA_JSON_H
 

@@ -27,6 +27,7 @@ typedef struct lua_warm {
     int handler_ref;
     int log_ref;
     int remaining_ref;
+    int sleep_ref;
     lua_invocation *current;
 } lua_warm;
 
@@ -45,12 +46,23 @@ typedef struct lua_impl {
     lua_pool *pools; /* nthreads entries */
 } lua_impl;
 
+/* One invocation. On the stack for the load-time run of the chunk; on the heap for requests, since a
+ * request's invocation may suspend (ctx.sleep) and resume from a timer. */
 struct lua_invocation {
+    fn_task task;
     const fn_function *fn;
-    const fn_call *call;
+    const fn_call *call; /* valid until the invocation completes or is cancelled (fn.h) */
     fn_response *res;
     uint64_t deadline_ns; /* 0 = none */
     int timed_out;
+    lua_pool *pool;
+    lua_warm *w;
+    lua_State *co;     /* the handler's coroutine, kept alive on the state's stack */
+    uint64_t sleep_ms; /* set by ctx.sleep before it yields */
+    int sleeping;
+    void *timer; /* the host timer of a pending ctx.sleep */
+    fn_done_cb done;
+    void *data;
 };
 
 static void *warm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -181,6 +193,21 @@ static int l_setmetatable(lua_State *L)
     return lua_gettop(L);
 }
 
+/* ctx.sleep(ms): suspends the handler without blocking the event loop. */
+static int l_ctx_sleep(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    lua_invocation *inv = warm_of(L)->current;
+    luaL_argcheck(L, ms >= 0 && ms <= 3600000, 1, "must be 0..3600000 milliseconds");
+    if (inv == NULL || inv->call == NULL || inv->call->host == NULL)
+        return luaL_error(L, "ctx.sleep needs an event loop (not available at load time)");
+    if (L != inv->co)
+        return luaL_error(L, "ctx.sleep cannot be called from inside a coroutine");
+    inv->sleep_ms = (uint64_t)ms;
+    inv->sleeping = 1;
+    return lua_yield(L, 0);
+}
+
 static void set_global_nil(lua_State *L, const char *name)
 {
     lua_pushnil(L);
@@ -228,6 +255,8 @@ static int open_sandbox(lua_State *L)
     w->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushcfunction(L, l_ctx_remaining);
     w->remaining_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(L, l_ctx_sleep);
+    w->sleep_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 
@@ -383,7 +412,7 @@ static int build_arguments(lua_State *L)
         lua_setfield(L, -2, "json");
     }
 
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     set_string_field(L, "requestId", ev->request_id);
     lua_pushstring(L, inv->fn->name);
     lua_setfield(L, -2, "functionName");
@@ -393,6 +422,8 @@ static int build_arguments(lua_State *L)
     lua_setfield(L, -2, "getRemainingTimeMs");
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->log_ref);
     lua_setfield(L, -2, "log");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->sleep_ref);
+    lua_setfield(L, -2, "sleep");
     return 2;
 }
 
@@ -496,67 +527,67 @@ static void pool_put(lua_pool *pool, lua_warm *w)
         warm_close(w);
 }
 
-static int lua_invoke(fn_function *fn, const fn_call *call, fn_response *res)
+/* Ends an invocation: the state goes back to the pool, or is closed when it broke a limit. Frees inv. */
+static int finish(lua_invocation *inv, int rc, int discard)
 {
-    lua_impl *impl = fn->impl;
-    lua_pool *pool = &impl->pools[call->thread];
-    lua_warm *w;
-    if (pool->nidle > 0) {
-        w = pool->idle[--pool->nidle];
+    lua_warm *w = inv->w;
+    lua_settop(w->L, 0);
+    w->current = NULL;
+    w->limit = 0;
+    if (discard) {
+        warm_close(w);
+        ++inv->pool->discarded;
     } else {
-        w = warm_new(fn, impl, res->error, sizeof(res->error));
-        if (w == NULL)
-            return -ENOMEM;
-        ++pool->cold_starts;
+        pool_put(inv->pool, w);
     }
+    free(inv);
+    return rc;
+}
 
-    lua_invocation inv = {.fn = fn, .call = call, .res = res};
-    if (call->limits.timeout_ms != 0)
-        inv.deadline_ns = call->start_ns + call->limits.timeout_ms * 1000000ULL;
-    w->current = &inv;
-    lua_State *L = w->L;
-    int rc = 0, discard = 0;
-    /* Unprotected but the allocator has no limit yet; a real out-of-memory here ends in Lua's panic. */
-    lua_State *co = lua_newthread(L);
-    w->limit = call->limits.memory_bytes != 0 ? w->used + call->limits.memory_bytes : 0;
-    if (inv.deadline_ns != 0)
-        lua_sethook(co, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, w->handler_ref);
-    lua_pushcfunction(co, build_arguments);
-    if (lua_pcall(co, 0, 2, 0) != LUA_OK) {
-        snprintf(res->error, sizeof(res->error), "%s", lua_tostring(co, -1));
-        rc = -EINVAL;
-        discard = 1;
-        goto Done;
-    }
+static int fail(lua_invocation *inv, int rc, int discard, const char *fmt, const char *detail)
+{
+    snprintf(inv->res->error, sizeof(inv->res->error), fmt, detail);
+    return finish(inv, rc, discard);
+}
+
+static int timed_out(lua_invocation *inv)
+{
+    snprintf(inv->res->error, sizeof(inv->res->error), "timeout after %llu ms",
+             (unsigned long long)inv->call->limits.timeout_ms);
+    return finish(inv, -ETIMEDOUT, 1);
+}
+
+static void on_wake(void *data);
+
+/* Runs the handler's coroutine until it returns, fails or suspends. Returns FN_PENDING, or the final
+ * rc after finish() (inv is then freed). */
+static int step(lua_invocation *inv, int nargs)
+{
+    lua_State *L = inv->w->L, *co = inv->co;
     int nres = 0;
-    int status = lua_resume(co, L, 2, &nres);
+    int status = lua_resume(co, L, nargs, &nres);
     /* A timeout caught by coroutine.resume in tail position ends the handler without another instruction
      * to interrupt: the handler returns normally, but the invocation still timed out. */
-    if (inv.timed_out) {
-        snprintf(res->error, sizeof(res->error), "timeout after %llu ms", (unsigned long long)call->limits.timeout_ms);
-        rc = -ETIMEDOUT;
-        discard = 1;
-        goto Done;
-    }
+    if (inv->timed_out)
+        return timed_out(inv);
     if (status == LUA_YIELD) {
-        snprintf(res->error, sizeof(res->error), "the handler yielded outside an asynchronous call");
-        rc = -EINVAL;
-        discard = 1;
-        goto Done;
+        lua_pop(co, nres);
+        if (!inv->sleeping)
+            return fail(inv, -EINVAL, 1, "%s", "the handler yielded outside an asynchronous call");
+        fn_host *host = inv->call->host;
+        inv->timer = host->ops->timer_start(host, inv->sleep_ms, on_wake, inv);
+        if (inv->timer == NULL)
+            return fail(inv, -ENOMEM, 1, "%s", "out of memory");
+        return FN_PENDING;
     }
     if (status != LUA_OK) {
-        const char *msg = lua_tostring(co, -1);
         if (status == LUA_ERRMEM) {
-            snprintf(res->error, sizeof(res->error), "memory limit of %llu bytes reached",
-                     (unsigned long long)call->limits.memory_bytes);
-            rc = -ENOMEM;
-        } else {
-            snprintf(res->error, sizeof(res->error), "%s", msg != NULL ? msg : "error object is not a string");
-            rc = -EINVAL;
+            char limit[32];
+            snprintf(limit, sizeof(limit), "%llu", (unsigned long long)inv->call->limits.memory_bytes);
+            return fail(inv, -ENOMEM, 1, "memory limit of %s bytes reached", limit);
         }
-        discard = status == LUA_ERRMEM;
-        goto Done;
+        const char *msg = lua_tostring(co, -1);
+        return fail(inv, -EINVAL, 0, "%s", msg != NULL ? msg : "error object is not a string");
     }
     /* Keep only the first result, then convert it under protection. */
     if (nres == 0)
@@ -565,25 +596,85 @@ static int lua_invoke(fn_function *fn, const fn_call *call, fn_response *res)
         lua_pop(co, nres - 1);
     lua_pushcfunction(co, collect_response);
     lua_insert(co, -2);
-    lua_pushlightuserdata(co, res);
+    lua_pushlightuserdata(co, inv->res);
     lua_sethook(co, NULL, 0, 0);
     int converted = lua_pcall(co, 2, 0, 0);
-    if (converted != LUA_OK) {
-        snprintf(res->error, sizeof(res->error), "%s", lua_tostring(co, -1));
-        rc = converted == LUA_ERRMEM ? -ENOMEM : -EINVAL;
-        discard = converted == LUA_ERRMEM;
-        goto Done;
+    if (converted != LUA_OK)
+        return fail(inv, converted == LUA_ERRMEM ? -ENOMEM : -EINVAL, converted == LUA_ERRMEM, "%s",
+                    lua_tostring(co, -1));
+    return finish(inv, 0, 0);
+}
+
+static void on_wake(void *data)
+{
+    lua_invocation *inv = data;
+    inv->timer = NULL;
+    inv->sleeping = 0;
+    fn_done_cb done = inv->done;
+    void *done_data = inv->data;
+    int rc;
+    if (inv->deadline_ns != 0 && fn_now_ns() >= inv->deadline_ns)
+        rc = timed_out(inv);
+    else
+        rc = step(inv, 0);
+    if (rc != FN_PENDING)
+        done(done_data, rc);
+}
+
+static void lua_cancel(fn_task *task)
+{
+    lua_invocation *inv = (lua_invocation *)task;
+    if (inv->timer != NULL)
+        inv->call->host->ops->timer_stop(inv->call->host, inv->timer);
+    finish(inv, 0, 1);
+}
+
+static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_done_cb done, void *data,
+                     fn_task **task)
+{
+    lua_impl *impl = fn->impl;
+    lua_pool *pool = &impl->pools[call->thread];
+    lua_invocation *inv = calloc(1, sizeof(*inv));
+    if (inv == NULL) {
+        snprintf(res->error, sizeof(res->error), "out of memory");
+        return -ENOMEM;
     }
-Done:
-    lua_settop(L, 0);
-    w->current = NULL;
-    w->limit = 0;
-    if (discard) {
-        warm_close(w);
-        ++pool->discarded;
+    lua_warm *w;
+    if (pool->nidle > 0) {
+        w = pool->idle[--pool->nidle];
     } else {
-        pool_put(pool, w);
+        w = warm_new(fn, impl, res->error, sizeof(res->error));
+        if (w == NULL) {
+            free(inv);
+            return -ENOMEM;
+        }
+        ++pool->cold_starts;
     }
+    inv->task.cancel = lua_cancel;
+    inv->fn = fn;
+    inv->call = call;
+    inv->res = res;
+    inv->pool = pool;
+    inv->w = w;
+    inv->done = done;
+    inv->data = data;
+    if (call->limits.timeout_ms != 0)
+        inv->deadline_ns = call->start_ns + call->limits.timeout_ms * 1000000ULL;
+    w->current = inv;
+
+    lua_State *L = w->L;
+    /* Unprotected but the allocator has no limit yet; a real out-of-memory here ends in Lua's panic. */
+    inv->co = lua_newthread(L);
+    w->limit = call->limits.memory_bytes != 0 ? w->used + call->limits.memory_bytes : 0;
+    if (inv->deadline_ns != 0)
+        lua_sethook(inv->co, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
+    lua_rawgeti(inv->co, LUA_REGISTRYINDEX, w->handler_ref);
+    lua_pushcfunction(inv->co, build_arguments);
+    if (lua_pcall(inv->co, 0, 2, 0) != LUA_OK)
+        return fail(inv, -EINVAL, 1, "%s", lua_tostring(inv->co, -1));
+    int rc = step(inv, 2);
+    if (rc == FN_PENDING)
+        *task = &inv->task;
     return rc;
 }
 
@@ -604,7 +695,7 @@ static void lua_destroy(fn_function *fn)
     fn__function_free(fn);
 }
 
-static const fn_runtime_ops lua_ops = {lua_invoke, lua_destroy};
+static const fn_runtime_ops lua_ops = {lua_start, lua_destroy};
 
 int fn_lua_load(const char *name, const char *path, unsigned nthreads, unsigned prewarm, fn_function **out, char *err,
                 size_t cap)

@@ -50,7 +50,7 @@ static fn_function *load_ok(const char *object, const char *symbol)
     char path[512], err[1024] = "";
     fixture_path(object, path, sizeof(path));
     fn_function *fn = NULL;
-    int rc = fn_c_load(object, path, symbol, 2, &fn, err, sizeof(err));
+    int rc = fn_c_load(object, path, symbol, 0, 2, &fn, err, sizeof(err));
     if (rc != 0)
         fail_msg("loading %s failed: %d %s", path, rc, err);
     assert_non_null(fn);
@@ -64,7 +64,7 @@ static int load_refused(const char *object, const char *symbol, char *err, size_
     fixture_path(object, path, sizeof(path));
     fn_function *fn = NULL;
     err[0] = '\0';
-    int rc = fn_c_load(object, path, symbol, 1, &fn, err, cap);
+    int rc = fn_c_load(object, path, symbol, 0, 1, &fn, err, cap);
     assert_true(rc < 0);
     assert_null(fn);
     if (strstr(err, path) == NULL)
@@ -226,13 +226,13 @@ static void test_not_an_object_refused(void **state)
     fputs("this is not an ELF object\n", f);
     fclose(f);
     fn_function *fn = NULL;
-    assert_int_equal(fn_c_load("text", path, "handler", 1, &fn, err, sizeof(err)), -EINVAL);
+    assert_int_equal(fn_c_load("text", path, "handler", 0, 1, &fn, err, sizeof(err)), -EINVAL);
     assert_null(fn);
     assert_contains(err, path);
     assert_contains(err, "cannot load the C object");
 
     snprintf(path, sizeof(path), "%s/absent.so", temp_dir);
-    assert_int_equal(fn_c_load("absent", path, "handler", 1, &fn, err, sizeof(err)), -ENOENT);
+    assert_int_equal(fn_c_load("absent", path, "handler", 0, 1, &fn, err, sizeof(err)), -ENOENT);
     assert_null(fn);
     assert_contains(err, path);
     assert_contains(err, "cannot read the C object");
