@@ -16,12 +16,12 @@
 static atomic_uint_fast64_t snapshot_versions;
 
 static const char *const entry_keys[] = {"server", "defaults", "functions", "frontends", NULL};
-static const char *const limit_keys[] = {"timeout_ms", "concurrency", "memory_mb", NULL};
+static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max", "queue_wait_ms", "memory_mb", NULL};
 static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", NULL};
 static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
-static const char *const route_keys[] = {"method",    "path",  "function", "timeout_ms", "concurrency",
-                                         "memory_mb", "steps", "auth",     NULL};
+static const char *const route_keys[] = {"method", "path", "function", "timeout_ms", "concurrency", "queue_max",
+                                         "queue_wait_ms", "memory_mb", "steps", "auth", NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
 static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
 
@@ -33,6 +33,10 @@ static void parse_limits(cfg_errors *errs, const char *file, const char *path, j
         limits->timeout_ms = v;
     if (cfg_get_uint(errs, file, path, obj, "concurrency", 1, 1000000, 0, &v) == 1)
         limits->concurrency = v;
+    if (cfg_get_uint(errs, file, path, obj, "queue_max", 0, 1000000, 0, &v) == 1)
+        limits->queue_max = v;
+    if (cfg_get_uint(errs, file, path, obj, "queue_wait_ms", 1, 600000, 0, &v) == 1)
+        limits->queue_wait_ms = v;
     if (cfg_get_uint(errs, file, path, obj, "memory_mb", 1, 65536, 0, &v) == 1)
         limits->memory_mb = v;
 }
@@ -162,7 +166,8 @@ static unsigned parse_methods(cfg_errors *errs, const char *file, const char *pa
     return mask;
 }
 
-static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, const char *file, cfg_errors *errs)
+static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, const char *file,
+                        void (*admit)(bff_waiter *), cfg_errors *errs)
 {
     size_t n = json_array_size(routes);
     fe->routes = calloc(n + 1, sizeof(*fe->routes));
@@ -223,6 +228,7 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             continue;
         }
         route->fn = fn_function_acquire(snap->functions[idx].fn);
+        bff_admission_init(&route->admission, route->limits.concurrency, route->limits.queue_max, admit);
         ++fe->nroutes;
     }
 }
@@ -268,7 +274,7 @@ static void load_match(bff_frontend *fe, json_t *match, const char *file, cfg_er
     }
 }
 
-static void load_frontend(bff_snapshot *snap, const char *file, cfg_errors *errs)
+static void load_frontend(bff_snapshot *snap, const char *file, void (*admit)(bff_waiter *), cfg_errors *errs)
 {
     json_t *root = cfg_load_file(errs, file);
     if (root == NULL)
@@ -297,12 +303,13 @@ static void load_frontend(bff_snapshot *snap, const char *file, cfg_errors *errs
     if (!json_is_array(routes))
         cfg_error(errs, file, "routes", routes == NULL ? "missing required key" : "must be a list of routes");
     else
-        load_routes(snap, fe, routes, file, errs);
+        load_routes(snap, fe, routes, file, admit, errs);
     json_decref(root);
 }
 
 /* Expands the "frontends" list (files or glob patterns) and loads each file. */
-static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, cfg_errors *errs)
+static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, void (*admit)(bff_waiter *),
+                           cfg_errors *errs)
 {
     char **files = NULL;
     size_t nfiles = 0;
@@ -334,7 +341,7 @@ static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, c
     snap->frontends = calloc(nfiles + 1, sizeof(*snap->frontends));
     for (size_t i = 0; i < nfiles; ++i) {
         if (snap->frontends != NULL && files[i] != NULL)
-            load_frontend(snap, files[i], errs);
+            load_frontend(snap, files[i], admit, errs);
         free(files[i]);
     }
     free(files);
@@ -345,6 +352,7 @@ static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, c
 static void frontend_free(bff_frontend *fe)
 {
     for (size_t i = 0; i < fe->nroutes; ++i) {
+        bff_admission_dispose(&fe->routes[i].admission);
         free(fe->routes[i].pattern);
         fn_function_release(&fe->routes[i].fn);
     }
@@ -381,7 +389,8 @@ int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_option
         return -1;
     }
     atomic_init(&snap->refs, 1);
-    snap->defaults = (bff_limits){BFF_DEFAULT_TIMEOUT_MS, BFF_DEFAULT_CONCURRENCY, BFF_DEFAULT_MEMORY_MB};
+    snap->defaults = (bff_limits){BFF_DEFAULT_TIMEOUT_MS, BFF_DEFAULT_CONCURRENCY, BFF_DEFAULT_QUEUE_MAX,
+                                  BFF_DEFAULT_QUEUE_WAIT_MS, BFF_DEFAULT_MEMORY_MB};
 
     cfg_check_keys(errs, file, "", root, entry_keys);
     parse_defaults(errs, file, root, &snap->defaults);
@@ -396,7 +405,7 @@ int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_option
         cfg_error(errs, file, "frontends",
                   frontends == NULL ? "missing required key" : "must be a non-empty list of frontend files");
     else
-        load_frontends(snap, frontends, file, errs);
+        load_frontends(snap, frontends, file, opts->admit, errs);
 
     if (errs->count != errors_before) {
         snapshot_free(snap);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../functions/fn.h"
+#include "admission.h"
 #include "cfg.h"
 #include "route_table.h"
 
@@ -24,20 +25,34 @@
 
 /* Limits a route runs under; each comes from the route, else its frontend, else the gateway defaults. */
 typedef struct bff_limits {
-    uint64_t timeout_ms;
-    uint64_t concurrency; /* parsed and inherited; enforced by the admission work of a later version */
-    uint64_t memory_mb;
+    uint64_t timeout_ms;    /* deadline of the whole route, queueing included */
+    uint64_t concurrency;   /* in-flight invocations of the route across all threads */
+    uint64_t queue_max;     /* requests that may wait for a slot (0: refuse at once) */
+    uint64_t queue_wait_ms; /* how long one may wait before it is refused */
+    uint64_t memory_mb;     /* what one Lua invocation may allocate */
 } bff_limits;
 
 #define BFF_DEFAULT_TIMEOUT_MS 3000
-#define BFF_DEFAULT_CONCURRENCY 64
+#define BFF_DEFAULT_CONCURRENCY 100
+#define BFF_DEFAULT_QUEUE_MAX 100
+#define BFF_DEFAULT_QUEUE_WAIT_MS 1000
 #define BFF_DEFAULT_MEMORY_MB 64
+
+/* Limit decisions per route (admission keeps its own counters). Atomic: any thread adds. */
+typedef struct bff_route_counters {
+    atomic_uint_fast64_t timeouts;
+    atomic_uint_fast64_t memory_stops;
+    atomic_uint_fast64_t errors;
+    atomic_uint_fast64_t client_gone;
+} bff_route_counters;
 
 typedef struct bff_route {
     char *pattern;
     unsigned methods;
     fn_function *fn; /* one reference */
     bff_limits limits;
+    bff_admission admission; /* shared by all threads */
+    bff_route_counters counters;
 } bff_route;
 
 typedef struct bff_frontend {
@@ -75,6 +90,8 @@ typedef struct bff_snapshot_options {
     /* Directories searched for C objects named without a '/', before the config's directory. */
     const char *const *lib_path;
     size_t nlib_path;
+    /* Called when a queued request of any route gets its slot (see admission.h); NULL for --check. */
+    void (*admit)(bff_waiter *waiter);
 } bff_snapshot_options;
 
 /*

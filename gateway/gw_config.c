@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../functions/fn_log.h"
+#include "request.h"
 
 static const char *const server_keys[] = {"listen", "threads", "max_body_bytes", "drain_timeout_ms", "log_level", NULL};
 static const char *const listen_keys[] = {"address", "port", "tls", NULL};
@@ -132,7 +133,7 @@ int gw_config_load(const char *file, unsigned threads_override, const char *cons
         server->threads = threads_override;
     if (server->threads == 0)
         server->threads = cpu_count();
-    bff_snapshot_options opts = {server->threads, 1, lib_path, nlib_path};
+    bff_snapshot_options opts = {server->threads, 1, lib_path, nlib_path, gw_request_admit};
     bff_snapshot *built = NULL;
     int rc = bff_snapshot_build(root, file, &opts, &built, errs);
     json_decref(root);

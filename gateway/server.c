@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../functions/fn_log.h"
+#include "request.h"
 #include "worker.h"
 
 /* While draining, an idle HTTP/1 keep-alive connection is closed after this long. */
@@ -169,7 +170,8 @@ static void *worker_main(void *arg)
         h2o_evloop_run(w->ctx.loop, 50);
     gw_live_cache_release(&w->live);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
-    if (!has_connections(w)) {
+    gw_requests_dispose(w);
+    if (gw_host_dispose(w) == 0 && !has_connections(w)) {
         /* h2o 2.2 asserts that no timer is pending at dispose: the second-GOAWAY timer of the HTTP/2
          * graceful shutdown is, even when no HTTP/2 connection was open. Connections still open at the
          * drain deadline keep theirs, and then the context is left to the process exit. */
@@ -235,6 +237,7 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
         w->server = srv;
         h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
         h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);
+        gw_requests_init(w);
     }
     for (unsigned t = 0; t < srv->nworkers; ++t) {
         int rc = pthread_create(&srv->workers[t].thread, NULL, worker_main, &srv->workers[t]);

@@ -9,6 +9,7 @@
 
 #include "../bff/snapshot.h"
 #include "gw_config.h"
+#include "host.h"
 #include "live.h"
 
 struct gw_server;
@@ -31,6 +32,10 @@ typedef struct gw_worker {
     int stopping;
     gw_live_cache live;
     uint64_t rng[2]; /* request ids */
+    gw_host host;
+    h2o_linklist_t http1_pending; /* routed HTTP/1 requests not yet answered (the disconnect sweep) */
+    h2o_timeout_entry_t sweep;
+    size_t inflight; /* routed requests not yet answered */
 } gw_worker;
 
 /* The h2o handler for every request (registered at "/"). Runs on the worker's loop thread. */

@@ -361,7 +361,8 @@ static void test_timeout_is_504_and_uncatchable(void **state)
     e2e_response res;
     get(E2E_HTTP2_PRIOR, "/web/forever", &res);
     assert_int_equal(res.status, 504);
-    assert_non_null(strstr(res.body, "\"error\":\"the function did not finish before the route's timeout\""));
+    assert_non_null(strstr(res.body, "\"error\":\"the route did not finish before its timeout\""));
+    assert_non_null(strstr(res.body, "\"limit\":\"timeout_ms\""));
     e2e_response_release(&res);
     assert_still_serving();
 }

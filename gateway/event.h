@@ -1,0 +1,20 @@
+/* event: the function event (bfg_event) built from an h2o request. */
+#ifndef GW_EVENT_H
+#define GW_EVENT_H
+
+#include <h2o.h>
+#include <jansson.h>
+
+#include "../bff/snapshot.h"
+
+/*
+ * Fills *ev from the request and its route match: path parameters and query percent-decoded
+ * ('+' is a space in the query), headers as h2o has them (lower-case names). Arrays and decoded
+ * strings live in the request pool; `id`, the frontend and route strings must outlive the event.
+ * A JSON body (Content-Type application/json or *+json) is decoded into *json (caller decrefs).
+ * Returns 0, or -1 with err set when the JSON body is invalid (the client's 400).
+ */
+int gw_event_build(h2o_req_t *req, bfg_str id, const bff_frontend *fe, const bff_route_match *m, bfg_event *ev,
+                   json_t **json, char *err, size_t cap);
+
+#endif

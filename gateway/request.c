@@ -1,0 +1,329 @@
+/* request: admission, deadline, invocation and answer of one routed request, and its client going away. */
+#include "request.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../functions/fn_log.h"
+#include "event.h"
+#include "respond.h"
+#include "worker.h"
+
+#define SWEEP_INTERVAL_MS 20
+#define REQUEST_ID_CAP 129
+
+typedef enum request_state { STATE_QUEUED, STATE_RUNNING, STATE_ANSWERED } request_state;
+
+typedef struct gw_request {
+    gw_worker *w;
+    h2o_req_t *req; /* NULL once h2o disposed it (the client is gone or the answer was sent) */
+    bff_snapshot *snap;
+    const bff_frontend *fe;
+    bff_route *route;
+    char id[REQUEST_ID_CAP];
+    size_t id_len;
+    bfg_event ev;
+    json_t *json;
+    fn_call call;
+    fn_response res;
+    fn_task *task;
+    request_state state;
+    int holds_slot;
+    int refs; /* one for the h2o request, one while an admission hand-over may be in flight */
+    bff_waiter waiter;
+    h2o_timeout_entry_t deadline;
+    h2o_timeout_entry_t wait;
+    h2o_linklist_t pending; /* in w->http1_pending while an HTTP/1 request is unanswered */
+    int fd;                 /* the HTTP/1 connection's socket, or -1 */
+} gw_request;
+
+static h2o_iovec_t id_of(gw_request *gr)
+{
+    return h2o_iovec_init(gr->id, gr->id_len);
+}
+
+static void unref(gw_request *gr)
+{
+    if (--gr->refs > 0)
+        return;
+    bff_snapshot_release(&gr->snap);
+    json_decref(gr->json);
+    fn_response_release(&gr->res);
+    free(gr);
+}
+
+static void log_decision(gw_request *gr, fn_log_level level, const char *decision, const char *detail)
+{
+    if (!fn_log_enabled(level))
+        return;
+    fn_buf buf = FN_BUF_INIT;
+    fn_log_begin(&buf, level);
+    fn_log_field_str(&buf, "requestId", gr->id, gr->id_len);
+    fn_log_field_str(&buf, "frontend", gr->fe->name, strlen(gr->fe->name));
+    fn_log_field_str(&buf, "route", gr->route->pattern, strlen(gr->route->pattern));
+    fn_log_field_str(&buf, "function", gr->route->fn->name, strlen(gr->route->fn->name));
+    fn_log_field_str(&buf, "decision", decision, strlen(decision));
+    if (detail != NULL)
+        fn_log_field_str(&buf, "msg", detail, strlen(detail));
+    fn_log_write(&buf);
+}
+
+static void stop_timers(gw_request *gr)
+{
+    if (h2o_timeout_is_linked(&gr->deadline))
+        h2o_timeout_unlink(&gr->deadline);
+    if (h2o_timeout_is_linked(&gr->wait))
+        h2o_timeout_unlink(&gr->wait);
+}
+
+static void release_slot(gw_request *gr)
+{
+    if (gr->holds_slot) {
+        gr->holds_slot = 0;
+        bff_admission_leave(&gr->route->admission);
+    }
+}
+
+/* Everything the request holds besides its memory: timers, queue place or slot, task, sweep entry. */
+static void settle(gw_request *gr)
+{
+    stop_timers(gr);
+    if (gr->state == STATE_QUEUED && bff_admission_cancel(&gr->route->admission, &gr->waiter))
+        unref(gr); /* no hand-over will come */
+    if (gr->task != NULL) {
+        fn_task_cancel(gr->task);
+        gr->task = NULL;
+    }
+    release_slot(gr);
+    if (h2o_linklist_is_linked(&gr->pending))
+        h2o_linklist_unlink(&gr->pending);
+    if (gr->state != STATE_ANSWERED)
+        --gr->w->inflight;
+    gr->state = STATE_ANSWERED;
+}
+
+static void answer_error(gw_request *gr, int status, const char *message, const char *limit)
+{
+    settle(gr);
+    if (gr->req != NULL)
+        gw_send_error(gr->req, status, message, limit, id_of(gr));
+}
+
+static void answer_throttled(gw_request *gr, const char *message)
+{
+    settle(gr);
+    if (gr->req != NULL) {
+        gw_add_header(gr->req, H2O_STRLIT("retry-after"), H2O_STRLIT("1"));
+        gw_send_error(gr->req, 429, message, "concurrency", id_of(gr));
+    }
+}
+
+static void on_done(void *data, int rc)
+{
+    gw_request *gr = data;
+    gr->task = NULL;
+    bff_route *route = gr->route;
+    if (rc == 0) {
+        settle(gr);
+        if (gr->req != NULL)
+            gw_send_function_response(gr->req, &gr->res);
+    } else if (rc == -ETIMEDOUT) {
+        atomic_fetch_add_explicit(&route->counters.timeouts, 1, memory_order_relaxed);
+        log_decision(gr, FN_LOG_WARN, "timeout", gr->res.error);
+        answer_error(gr, 504, "the route did not finish before its timeout", "timeout_ms");
+    } else if (rc == -ENOMEM) {
+        atomic_fetch_add_explicit(&route->counters.memory_stops, 1, memory_order_relaxed);
+        log_decision(gr, FN_LOG_WARN, "memory_limit", gr->res.error);
+        answer_error(gr, 500, "the function exceeded its memory limit", "memory_mb");
+    } else {
+        atomic_fetch_add_explicit(&route->counters.errors, 1, memory_order_relaxed);
+        log_decision(gr, FN_LOG_ERROR, "function_error", gr->res.error);
+        answer_error(gr, 500, "the function failed", NULL);
+    }
+}
+
+static void on_sweep(h2o_timeout_entry_t *entry);
+
+static void watch_disconnect(gw_request *gr)
+{
+    if (gr->fd < 0 || h2o_linklist_is_linked(&gr->pending))
+        return;
+    gw_worker *w = gr->w;
+    h2o_linklist_insert(&w->http1_pending, &gr->pending);
+    if (!h2o_timeout_is_linked(&w->sweep)) {
+        w->sweep.cb = on_sweep;
+        gw_timer_link(w, SWEEP_INTERVAL_MS, &w->sweep);
+    }
+}
+
+static void start_invocation(gw_request *gr)
+{
+    gr->state = STATE_RUNNING;
+    gr->holds_slot = 1;
+    fn_response_init(&gr->res);
+    int rc = fn_start(gr->route->fn, &gr->call, &gr->res, on_done, gr, &gr->task);
+    if (rc == FN_PENDING)
+        watch_disconnect(gr);
+    else
+        on_done(gr, rc);
+}
+
+static void on_deadline(h2o_timeout_entry_t *entry)
+{
+    gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, deadline, entry);
+    atomic_fetch_add_explicit(&gr->route->counters.timeouts, 1, memory_order_relaxed);
+    log_decision(gr, FN_LOG_WARN, "timeout", gr->state == STATE_QUEUED ? "deadline reached while queued" : NULL);
+    answer_error(gr, 504, "the route did not finish before its timeout", "timeout_ms");
+}
+
+static void on_wait_expired(h2o_timeout_entry_t *entry)
+{
+    gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, wait, entry);
+    if (!bff_admission_cancel(&gr->route->admission, &gr->waiter))
+        return; /* a slot was handed over just now: on_admitted is on its way */
+    unref(gr);
+    gr->state = STATE_RUNNING; /* not queued any more; settle must not cancel again */
+    bff_admission_count_throttled(&gr->route->admission);
+    log_decision(gr, FN_LOG_DEBUG, "throttled", "queue wait exceeded");
+    answer_throttled(gr, "the route is at its concurrency limit (queue wait exceeded)");
+}
+
+/* On the owner's thread: the slot handed over by admission is now this request's. */
+static void on_admitted(void *data)
+{
+    gw_request *gr = data;
+    if (gr->state != STATE_QUEUED) {
+        /* Answered (deadline) or abandoned meanwhile: give the slot straight back. */
+        bff_admission_leave(&gr->route->admission);
+    } else {
+        if (h2o_timeout_is_linked(&gr->wait))
+            h2o_timeout_unlink(&gr->wait);
+        start_invocation(gr);
+    }
+    unref(gr);
+}
+
+void gw_request_admit(bff_waiter *waiter)
+{
+    gw_request *gr = waiter->data;
+    while (gw_post(gr->w, on_admitted, gr) != 0) {
+        /* Out of memory for a message: the hand-over cannot be dropped (it carries a slot). */
+        sched_yield();
+    }
+}
+
+/* h2o disposes the request: after the answer was sent, or because the client went away. */
+static void on_req_disposed(void *holder)
+{
+    gw_request *gr = *(gw_request **)holder;
+    gr->req = NULL;
+    if (gr->state != STATE_ANSWERED) {
+        atomic_fetch_add_explicit(&gr->route->counters.client_gone, 1, memory_order_relaxed);
+        log_decision(gr, FN_LOG_INFO, "client_gone", gr->state == STATE_QUEUED ? "while queued" : "while running");
+        settle(gr);
+    }
+    unref(gr);
+}
+
+/* HTTP/1 connections are not read while a request is handled, so a closed one is found by peeking. */
+static void on_sweep(h2o_timeout_entry_t *entry)
+{
+    gw_worker *w = H2O_STRUCT_FROM_MEMBER(gw_worker, sweep, entry);
+    h2o_linklist_t *node = w->http1_pending.next;
+    while (node != &w->http1_pending) {
+        gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, pending, node);
+        node = node->next;
+        char c;
+        ssize_t n = recv(gr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            atomic_fetch_add_explicit(&gr->route->counters.client_gone, 1, memory_order_relaxed);
+            log_decision(gr, FN_LOG_INFO, "client_gone", gr->state == STATE_QUEUED ? "while queued" : "while running");
+            /* The answer finishes h2o's request; its write fails and h2o closes the connection. */
+            answer_error(gr, 499, "the client closed the connection", NULL);
+        }
+    }
+    if (!h2o_linklist_is_empty(&w->http1_pending))
+        gw_timer_link(w, SWEEP_INTERVAL_MS, &w->sweep);
+}
+
+static int http1_fd(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return -1;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    return sock != NULL ? h2o_socket_get_fd(sock) : -1;
+}
+
+void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *snap, const bff_frontend *fe,
+                    const bff_route_match *m)
+{
+    gw_request *gr = calloc(1, sizeof(*gr));
+    gw_request **holder = gr != NULL ? h2o_mem_alloc_shared(&req->pool, sizeof(*holder), on_req_disposed) : NULL;
+    if (holder == NULL) {
+        free(gr);
+        bff_snapshot_release(&snap);
+        gw_send_error(req, 503, "out of memory", NULL, id);
+        return;
+    }
+    *holder = gr;
+    gr->w = w;
+    gr->req = req;
+    gr->snap = snap;
+    gr->fe = fe;
+    gr->route = m->value;
+    gr->refs = 1;
+    gr->id_len = id.len < REQUEST_ID_CAP ? id.len : REQUEST_ID_CAP - 1;
+    memcpy(gr->id, id.base, gr->id_len);
+    gr->fd = http1_fd(req);
+    gr->deadline.cb = on_deadline;
+    gr->wait.cb = on_wait_expired;
+    gr->waiter.data = gr;
+    gr->state = STATE_RUNNING;
+    ++w->inflight;
+
+    char err[320];
+    if (gw_event_build(req, (bfg_str){gr->id, gr->id_len}, fe, m, &gr->ev, &gr->json, err, sizeof(err)) != 0) {
+        answer_error(gr, 400, err, NULL);
+        return;
+    }
+    const bff_limits *limits = &gr->route->limits;
+    gr->call = (fn_call){.event = &gr->ev,
+                         .json = gr->json,
+                         .thread = w->index,
+                         .limits = {limits->timeout_ms, limits->memory_mb << 20},
+                         .start_ns = fn_now_ns(),
+                         .host = &w->host.super};
+    gw_timer_link(w, limits->timeout_ms, &gr->deadline);
+
+    switch (bff_admission_enter(&gr->route->admission, &gr->waiter)) {
+    case BFF_ADMIT_OK:
+        start_invocation(gr);
+        break;
+    case BFF_ADMIT_QUEUED:
+        gr->state = STATE_QUEUED;
+        ++gr->refs; /* for the hand-over (it may already be posted) */
+        gw_timer_link(w, limits->queue_wait_ms, &gr->wait);
+        watch_disconnect(gr);
+        break;
+    default:
+        log_decision(gr, FN_LOG_DEBUG, "throttled", "queue full");
+        answer_throttled(gr, "the route is at its concurrency limit");
+        break;
+    }
+}
+
+void gw_requests_init(gw_worker *w)
+{
+    h2o_linklist_init_anchor(&w->http1_pending);
+    gw_host_init(w);
+}
+
+void gw_requests_dispose(gw_worker *w)
+{
+    if (h2o_timeout_is_linked(&w->sweep))
+        h2o_timeout_unlink(&w->sweep);
+}
