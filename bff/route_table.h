@@ -52,9 +52,9 @@ typedef struct bff_route_param {
 } bff_route_param;
 
 typedef struct bff_route_match {
-    void *value;             /* the route's value as given to bff_route_table_add */
-    const char *pattern;     /* the pattern as given, NUL-terminated, owned by the table */
-    unsigned allowed;        /* methods that have a route for this path (for 405 and Allow) */
+    void *value;         /* the route's value as given to bff_route_table_add */
+    const char *pattern; /* the pattern as given, NUL-terminated, owned by the table */
+    unsigned allowed;    /* methods that have a route for this path (for 405 and Allow) */
     size_t nparams;
     bff_route_param params[BFF_ROUTE_MAX_PARAMS];
 } bff_route_match;

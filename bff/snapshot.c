@@ -20,8 +20,9 @@ static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max
 static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", NULL};
 static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
-static const char *const route_keys[] = {"method", "path", "function", "timeout_ms", "concurrency", "queue_max",
-                                         "queue_wait_ms", "memory_mb", "steps", "auth", NULL};
+static const char *const route_keys[] = {"method",    "path",          "function",  "timeout_ms", "concurrency",
+                                         "queue_max", "queue_wait_ms", "memory_mb", "steps",      "auth",
+                                         NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
 static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
 
@@ -121,7 +122,8 @@ static void load_functions(bff_snapshot *snap, json_t *functions, const char *fi
             if (!ok)
                 continue;
             char *resolved = resolve_object(file, obj, opts);
-            if (resolved == NULL || fn_c_load(name, resolved, symbol, inline_calls, opts->nthreads, &fn, err, sizeof(err)) != 0) {
+            if (resolved == NULL ||
+                fn_c_load(name, resolved, symbol, inline_calls, opts->nthreads, &fn, err, sizeof(err)) != 0) {
                 char p[600];
                 cfg_path_key(p, sizeof(p), path, "c");
                 cfg_error(errs, file, p, "%s", resolved != NULL ? err : "out of memory");

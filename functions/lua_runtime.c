@@ -2,6 +2,7 @@
 #include "lua_runtime.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,15 @@
 
 #include "fn_log.h"
 #include "lua_json.h"
+#include "lua_pattern.h"
 
 #define POOL_MAX_IDLE 16
 #define HOOK_INSTRUCTIONS 1000
 #define LOAD_DEADLINE_NS 1000000000ULL
+#define SLICE_NS 2000000ULL
+#define MAX_CLOSE_DEPTH 100
+/* After closing a state that held this much, give freed memory back to the system. */
+#define TRIM_AFTER_BYTES (1u << 20)
 
 typedef struct lua_invocation lua_invocation;
 
@@ -28,6 +34,7 @@ typedef struct lua_warm {
     int log_ref;
     int remaining_ref;
     int sleep_ref;
+    int close_depth;
     lua_invocation *current;
 } lua_warm;
 
@@ -57,8 +64,10 @@ struct lua_invocation {
     int timed_out;
     lua_pool *pool;
     lua_warm *w;
-    lua_State *co;     /* the handler's coroutine, kept alive on the state's stack */
-    uint64_t sleep_ms; /* set by ctx.sleep before it yields */
+    lua_State *co;         /* the handler's coroutine, kept alive on the state's stack */
+    uint64_t slice_end_ns; /* when the running slice should yield (0: never, no event loop) */
+    int preempted;         /* the hook yielded at the end of a slice */
+    uint64_t sleep_ms;     /* set by ctx.sleep before it yields */
     int sleeping;
     void *timer; /* the host timer of a pending ctx.sleep */
     fn_done_cb done;
@@ -93,13 +102,34 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
     (void)ar;
     lua_warm *w = warm_of(L);
     lua_invocation *inv = w->current;
-    if (inv == NULL || inv->deadline_ns == 0)
+    if (inv == NULL)
         return;
-    if (inv->timed_out || fn_now_ns() >= inv->deadline_ns) {
+    uint64_t now = fn_now_ns();
+    if (inv->deadline_ns != 0 && (inv->timed_out || now >= inv->deadline_ns)) {
         inv->timed_out = 1;
         /* From now on fire on every instruction, so a pcall that catches the error gains nothing. */
         lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
         luaL_error(L, "timeout: the function ran past its deadline");
+    }
+    /* Time slicing: a long computation hands the event loop back every SLICE_NS, so other requests on
+     * this thread keep being served. Only the handler's own coroutine yields, and only where Lua can
+     * (not across a C call such as a sort comparator or a metamethod). */
+    if (inv->slice_end_ns != 0 && now >= inv->slice_end_ns && L == inv->co && lua_isyieldable(L)) {
+        inv->preempted = 1;
+        lua_yield(L, 0);
+    }
+}
+
+/* Called by the pattern functions every few thousand steps: C code never runs the count hook. */
+static void pattern_check(lua_State *L)
+{
+    lua_invocation *inv = warm_of(L)->current;
+    if (inv == NULL || inv->deadline_ns == 0)
+        return;
+    if (inv->timed_out || fn_now_ns() >= inv->deadline_ns) {
+        inv->timed_out = 1;
+        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "timeout: the function ran past its deadline (in a pattern match)");
     }
 }
 
@@ -208,6 +238,24 @@ static int l_ctx_sleep(lua_State *L)
     return lua_yield(L, 0);
 }
 
+/* coroutine.close with a nesting bound: Lua 5.4.4 recurses on the C stack without a limit when a
+ * __close handler closes another coroutine, and 100,000 such links overflow it. */
+static int l_coroutine_close(lua_State *L)
+{
+    lua_warm *w = warm_of(L);
+    if (w->close_depth >= MAX_CLOSE_DEPTH)
+        return luaL_error(L, "coroutine.close: nested too deeply (more than %d)", MAX_CLOSE_DEPTH);
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    ++w->close_depth;
+    int rc = lua_pcall(L, n, LUA_MULTRET, 0);
+    --w->close_depth;
+    if (rc != LUA_OK)
+        return lua_error(L);
+    return lua_gettop(L);
+}
+
 static void set_global_nil(lua_State *L, const char *name)
 {
     lua_pushnil(L);
@@ -243,11 +291,17 @@ static int open_sandbox(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
+    fn_lua_pattern_open(L, pattern_check);
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");
     lua_getglobal(L, "setmetatable");
     lua_pushcclosure(L, l_setmetatable, 1);
     lua_setglobal(L, "setmetatable");
+    lua_getglobal(L, LUA_COLIBNAME);
+    lua_getfield(L, -1, "close");
+    lua_pushcclosure(L, l_coroutine_close, 1);
+    lua_setfield(L, -2, "close");
+    lua_pop(L, 1);
     fn_lua_json_open(L);
 
     lua_warm *w = warm_of(L);
@@ -535,8 +589,11 @@ static int finish(lua_invocation *inv, int rc, int discard)
     w->current = NULL;
     w->limit = 0;
     if (discard) {
+        size_t held = w->used;
         warm_close(w);
         ++inv->pool->discarded;
+        if (held >= TRIM_AFTER_BYTES)
+            malloc_trim(0); /* so a memory bomb does not leave the process's RSS raised */
     } else {
         pool_put(inv->pool, w);
     }
@@ -565,6 +622,8 @@ static int step(lua_invocation *inv, int nargs)
 {
     lua_State *L = inv->w->L, *co = inv->co;
     int nres = 0;
+    if (inv->call->host != NULL)
+        inv->slice_end_ns = fn_now_ns() + SLICE_NS;
     int status = lua_resume(co, L, nargs, &nres);
     /* A timeout caught by coroutine.resume in tail position ends the handler without another instruction
      * to interrupt: the handler returns normally, but the invocation still timed out. */
@@ -572,10 +631,10 @@ static int step(lua_invocation *inv, int nargs)
         return timed_out(inv);
     if (status == LUA_YIELD) {
         lua_pop(co, nres);
-        if (!inv->sleeping)
+        if (!inv->sleeping && !inv->preempted)
             return fail(inv, -EINVAL, 1, "%s", "the handler yielded outside an asynchronous call");
         fn_host *host = inv->call->host;
-        inv->timer = host->ops->timer_start(host, inv->sleep_ms, on_wake, inv);
+        inv->timer = host->ops->timer_start(host, inv->preempted ? 0 : inv->sleep_ms, on_wake, inv);
         if (inv->timer == NULL)
             return fail(inv, -ENOMEM, 1, "%s", "out of memory");
         return FN_PENDING;
@@ -610,6 +669,7 @@ static void on_wake(void *data)
     lua_invocation *inv = data;
     inv->timer = NULL;
     inv->sleeping = 0;
+    inv->preempted = 0;
     fn_done_cb done = inv->done;
     void *done_data = inv->data;
     int rc;
@@ -666,7 +726,7 @@ static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_
     /* Unprotected but the allocator has no limit yet; a real out-of-memory here ends in Lua's panic. */
     inv->co = lua_newthread(L);
     w->limit = call->limits.memory_bytes != 0 ? w->used + call->limits.memory_bytes : 0;
-    if (inv->deadline_ns != 0)
+    if (inv->deadline_ns != 0 || call->host != NULL)
         lua_sethook(inv->co, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
     lua_rawgeti(inv->co, LUA_REGISTRYINDEX, w->handler_ref);
     lua_pushcfunction(inv->co, build_arguments);

@@ -87,7 +87,6 @@ static int is_json_request(h2o_req_t *req)
     return len > 5 && h2o_lcstris(v.base + len - 5, 5, H2O_STRLIT("+json"));
 }
 
-
 int gw_event_build(h2o_req_t *req, bfg_str id, const bff_frontend *fe, const bff_route_match *m, bfg_event *ev,
                    json_t **json, char *err, size_t cap)
 {

@@ -1,6 +1,7 @@
 /* main: bffgate's command line, config load, serving until a signal, and the drain on exit. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,9 @@ int main(int argc, char **argv)
         lib_path[nlib_path++] = dir;
 
     signal(SIGPIPE, SIG_IGN);
+    /* A fixed mmap threshold (glibc otherwise raises it after each large free): large blocks, such as a
+     * memory-bombing Lua function's tables and strings, go back to the system as soon as they are freed. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     gw_server_config server;
     bff_snapshot *snap = NULL;
     cfg_errors errs = {0};

@@ -68,11 +68,11 @@ void gw_add_header(h2o_req_t *req, const char *name, size_t name_len, const char
 void gw_send_error(h2o_req_t *req, int status, const char *message, const char *limit, h2o_iovec_t id)
 {
     fn_buf body = FN_BUF_INIT;
-    int failed = fn_buf_append_str(&body, "{\"error\":") != 0 ||
-                 fn_buf_append_json_string(&body, message, strlen(message)) != 0;
+    int failed =
+        fn_buf_append_str(&body, "{\"error\":") != 0 || fn_buf_append_json_string(&body, message, strlen(message)) != 0;
     if (limit != NULL)
-        failed |= fn_buf_append_str(&body, ",\"limit\":") != 0 ||
-                  fn_buf_append_json_string(&body, limit, strlen(limit)) != 0;
+        failed |=
+            fn_buf_append_str(&body, ",\"limit\":") != 0 || fn_buf_append_json_string(&body, limit, strlen(limit)) != 0;
     failed |= fn_buf_append_str(&body, ",\"requestId\":") != 0 ||
               fn_buf_append_json_string(&body, id.base, id.len) != 0 || fn_buf_append_char(&body, '}') != 0;
     if (failed) {
@@ -109,4 +109,3 @@ void gw_send_function_response(h2o_req_t *req, const fn_response *res)
     int bodyless = res->status == 204 || res->status == 304 || res->status < 200;
     gw_respond(req, res->status, bodyless ? NULL : res->body.data, bodyless ? 0 : res->body.len);
 }
-
