@@ -3,6 +3,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +19,54 @@ typedef struct c_impl {
 } c_impl;
 
 /* The response accessors a handler reaches through bfg_response.ops. */
+/* Blocks handed out by bfg_alloc carry this header; what the handler does not free is freed after it returns. */
+typedef struct c_block {
+    struct c_block *prev, *next;
+    size_t size;
+    max_align_t align[];
+} c_block;
+
 typedef struct c_response {
     fn_response *res;
     int refused;
+    size_t used;  /* bytes handed out by bfg_alloc and not freed */
+    size_t limit; /* 0 = unlimited */
+    c_block *blocks;
 } c_response;
+
+static void *c_alloc(void *impl, size_t size)
+{
+    c_response *r = impl;
+    if (size > SIZE_MAX - sizeof(c_block) || (r->limit != 0 && (size > r->limit || r->used > r->limit - size)))
+        return NULL;
+    c_block *b = malloc(sizeof(c_block) + size);
+    if (b == NULL)
+        return NULL;
+    b->size = size;
+    b->prev = NULL;
+    b->next = r->blocks;
+    if (r->blocks != NULL)
+        r->blocks->prev = b;
+    r->blocks = b;
+    r->used += size;
+    return b->align;
+}
+
+static void c_free(void *impl, void *p)
+{
+    c_response *r = impl;
+    if (p == NULL)
+        return;
+    c_block *b = (c_block *)((char *)p - offsetof(c_block, align));
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        r->blocks = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    r->used -= b->size;
+    free(b);
+}
 
 static int c_set_status(void *impl, int status)
 {
@@ -56,14 +102,16 @@ static int c_append_body(void *impl, const char *data, size_t len)
     return 0;
 }
 
-static const bfg_response_ops c_response_ops = {c_set_status, c_add_header, c_append_body};
+static const bfg_response_ops c_response_ops = {c_set_status, c_add_header, c_append_body, c_alloc, c_free};
 
 /* Runs the handler and turns its outcome into rc / res->error. */
-static int c_call(c_impl *impl, const bfg_event *event, fn_response *res)
+static int c_call(c_impl *impl, const bfg_event *event, size_t memory_limit, fn_response *res)
 {
-    c_response r = {res, 0};
+    c_response r = {res, 0, 0, memory_limit, NULL};
     bfg_response api = {&c_response_ops, &r};
     int rc = impl->handler(event, &api);
+    while (r.blocks != NULL)
+        c_free(&r, r.blocks->align);
     if (rc != 0) {
         snprintf(res->error, sizeof(res->error), "the C handler returned %d", rc);
         return -EINVAL;
@@ -82,6 +130,7 @@ typedef struct c_job {
     fn_pool_job super;
     fn_task task;
     fn_function *fn; /* a reference: the object stays loaded until the call returns */
+    size_t memory_limit;
     bfg_event event;
     fn_response res;
     int rc;
@@ -149,7 +198,7 @@ static c_job *job_new(const bfg_event *ev)
 static void job_run(fn_pool_job *pool_job)
 {
     c_job *job = (c_job *)pool_job;
-    job->rc = c_call(job->fn->impl, &job->event, &job->res);
+    job->rc = c_call(job->fn->impl, &job->event, job->memory_limit, &job->res);
 }
 
 static void job_complete(fn_pool_job *pool_job)
@@ -179,7 +228,7 @@ static int c_start(fn_function *fn, const fn_call *call, fn_response *res, fn_do
 {
     c_impl *impl = fn->impl;
     if (impl->inline_calls || call->host == NULL || done == NULL)
-        return c_call(impl, call->event, res);
+        return c_call(impl, call->event, call->limits.memory_bytes, res);
     c_job *job = job_new(call->event);
     if (job == NULL) {
         snprintf(res->error, sizeof(res->error), "out of memory");
@@ -191,6 +240,7 @@ static int c_start(fn_function *fn, const fn_call *call, fn_response *res, fn_do
     job->super.host = call->host;
     job->task.cancel = job_cancel;
     job->fn = fn_function_acquire(fn);
+    job->memory_limit = call->limits.memory_bytes;
     job->out = res;
     job->done = done;
     job->data = data;

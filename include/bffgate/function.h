@@ -25,6 +25,14 @@
  *    (a header with CR, LF or NUL, a status outside 100..599, out of memory). A refused header
  *    turns the response into a 500.
  *  - Without bfg_response_set_status the status is 200.
+ *  - Memory: bfg_alloc / bfg_free hand out memory counted against the route's memory_mb; bfg_alloc
+ *    returns NULL when the invocation would pass it. Whatever the handler did not bfg_free is freed
+ *    when it returns, so nothing it allocates this way outlives the call. The limit does NOT cover
+ *    memory taken with malloc, new or mmap directly, by the handler or by libraries it calls, nor
+ *    static data and the thread's stack: use bfg_alloc for what a request makes you allocate.
+ *  - Handlers run on a pool thread by default (they may block: the gateway answers 504 at the
+ *    route's deadline and drops a late result); functions configured "inline": true run on the
+ *    event loop thread and must never block.
  */
 
 #include <stddef.h>
@@ -66,6 +74,8 @@ typedef struct bfg_response_ops {
     int (*set_status)(void *impl, int status);
     int (*add_header)(void *impl, const char *name, size_t name_len, const char *value, size_t value_len);
     int (*append_body)(void *impl, const char *data, size_t len);
+    void *(*alloc)(void *impl, size_t size);
+    void (*free)(void *impl, void *ptr);
 } bfg_response_ops;
 
 typedef struct bfg_response {
@@ -87,6 +97,17 @@ static inline int bfg_response_add_header(bfg_response *res, const char *name, s
 static inline int bfg_response_append_body(bfg_response *res, const char *data, size_t len)
 {
     return res->ops->append_body(res->impl, data, len);
+}
+
+/* Memory for this invocation, counted against the route's memory_mb (see above). Aligned for any type. */
+static inline void *bfg_alloc(bfg_response *res, size_t size)
+{
+    return res->ops->alloc(res->impl, size);
+}
+
+static inline void bfg_free(bfg_response *res, void *ptr)
+{
+    res->ops->free(res->impl, ptr);
 }
 
 /* Returns the first value of a pair named `name` (exact, case-sensitive bytes), or {NULL, 0}. */

@@ -302,14 +302,52 @@ static void test_fini_called_on_last_release(void **state)
     assert_false(marker_exists());
 }
 
+static int invoke_alloc(fn_function *fn, const char *bytes, size_t limit, fn_response *res)
+{
+    bfg_event ev = {.abi_version = BFG_ABI_VERSION, .body = {bytes, strlen(bytes)}};
+    fn_call call = {.event = &ev, .limits = {1000, limit}, .start_ns = fn_now_ns()};
+    fn_response_init(res);
+    return fn_invoke(fn, &call, res);
+}
+
+static void test_alloc_counts_against_the_memory_limit(void **state)
+{
+    (void)state;
+    fn_function *fn = load_ok("alloc", "grab");
+    fn_response res;
+    /* Under the limit: allocated (and the block it never frees is freed after it returns: ASan checks). */
+    assert_int_equal(invoke_alloc(fn, "524288", 1 << 20, &res), 0);
+    assert_string_equal(res.body.data, "{\"allocated\":true}");
+    fn_response_release(&res);
+    /* Over the limit: refused. */
+    assert_int_equal(invoke_alloc(fn, "2097152", 1 << 20, &res), 0);
+    assert_string_equal(res.body.data, "{\"allocated\":false}");
+    fn_response_release(&res);
+    /* Counting is per invocation: the earlier unfreed block does not count against the next call. */
+    assert_int_equal(invoke_alloc(fn, "1000000", 1 << 20, &res), 0);
+    assert_string_equal(res.body.data, "{\"allocated\":true}");
+    fn_response_release(&res);
+    /* No limit configured: anything malloc can give. */
+    assert_int_equal(invoke_alloc(fn, "4194304", 0, &res), 0);
+    assert_string_equal(res.body.data, "{\"allocated\":true}");
+    fn_response_release(&res);
+    fn_function_release(&fn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_and_invoke_good),       cmocka_unit_test(test_missing_abi_symbol_refused),
-        cmocka_unit_test(test_other_abi_version_refused),  cmocka_unit_test(test_missing_handler_refused),
-        cmocka_unit_test(test_init_failure_refused),       cmocka_unit_test(test_not_an_object_refused),
-        cmocka_unit_test(test_header_with_crlf_refused),   cmocka_unit_test(test_refused_status_is_an_error),
-        cmocka_unit_test(test_nonzero_return_is_an_error), cmocka_unit_test(test_fini_called_on_last_release),
+        cmocka_unit_test(test_alloc_counts_against_the_memory_limit),
+        cmocka_unit_test(test_load_and_invoke_good),
+        cmocka_unit_test(test_missing_abi_symbol_refused),
+        cmocka_unit_test(test_other_abi_version_refused),
+        cmocka_unit_test(test_missing_handler_refused),
+        cmocka_unit_test(test_init_failure_refused),
+        cmocka_unit_test(test_not_an_object_refused),
+        cmocka_unit_test(test_header_with_crlf_refused),
+        cmocka_unit_test(test_refused_status_is_an_error),
+        cmocka_unit_test(test_nonzero_return_is_an_error),
+        cmocka_unit_test(test_fini_called_on_last_release),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
