@@ -16,13 +16,15 @@
 static atomic_uint_fast64_t snapshot_versions;
 
 static const char *const entry_keys[] = {"server", "defaults", "functions", "frontends", NULL};
-static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max", "queue_wait_ms", "memory_mb", NULL};
+static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max", "queue_wait_ms",
+                                         "memory_mb",  "rate_limit",  NULL};
+static const char *const rate_keys[] = {"rps", "burst", NULL};
 static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", NULL};
 static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
-static const char *const route_keys[] = {"method",    "path",          "function",  "timeout_ms", "concurrency",
-                                         "queue_max", "queue_wait_ms", "memory_mb", "steps",      "auth",
-                                         NULL};
+static const char *const route_keys[] = {"method",      "path",      "function",      "timeout_ms",
+                                         "concurrency", "queue_max", "queue_wait_ms", "memory_mb",
+                                         "rate_limit",  "steps",     "auth",          NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
 static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
 
@@ -40,6 +42,22 @@ static void parse_limits(cfg_errors *errs, const char *file, const char *path, j
         limits->queue_wait_ms = v;
     if (cfg_get_uint(errs, file, path, obj, "memory_mb", 1, 65536, 0, &v) == 1)
         limits->memory_mb = v;
+    json_t *rate;
+    char p[512];
+    cfg_path_key(p, sizeof(p), path, "rate_limit");
+    int has_rate = cfg_get_object(errs, file, path, obj, "rate_limit", 0, &rate);
+    if (has_rate == 1) {
+        cfg_check_keys(errs, file, p, rate, rate_keys);
+        uint64_t rps = 0, burst = 0;
+        if (cfg_get_uint(errs, file, p, rate, "rps", 1, 10000000, 1, &rps) == 1) {
+            limits->rate_rps = (double)rps;
+            /* Default burst: one second's worth. */
+            limits->rate_burst =
+                cfg_get_uint(errs, file, p, rate, "burst", 1, 10000000, 0, &burst) == 1 ? (double)burst : (double)rps;
+        }
+    } else if (json_is_null(json_object_get(obj, "rate_limit"))) {
+        limits->rate_rps = 0; /* null: no rate limit here, whatever is inherited */
+    }
 }
 
 static void parse_defaults(cfg_errors *errs, const char *file, json_t *obj, bff_limits *limits)
@@ -231,6 +249,8 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
         }
         route->fn = fn_function_acquire(snap->functions[idx].fn);
         bff_admission_init(&route->admission, route->limits.concurrency, route->limits.queue_max, admit);
+        if (route->limits.rate_rps > 0 && (route->ratelimit = malloc(sizeof(*route->ratelimit))) != NULL)
+            bff_ratelimit_init(route->ratelimit, route->limits.rate_rps, route->limits.rate_burst);
         ++fe->nroutes;
     }
 }
@@ -355,6 +375,10 @@ static void frontend_free(bff_frontend *fe)
 {
     for (size_t i = 0; i < fe->nroutes; ++i) {
         bff_admission_dispose(&fe->routes[i].admission);
+        if (fe->routes[i].ratelimit != NULL) {
+            bff_ratelimit_dispose(fe->routes[i].ratelimit);
+            free(fe->routes[i].ratelimit);
+        }
         free(fe->routes[i].pattern);
         fn_function_release(&fe->routes[i].fn);
     }
@@ -391,8 +415,13 @@ int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_option
         return -1;
     }
     atomic_init(&snap->refs, 1);
-    snap->defaults = (bff_limits){BFF_DEFAULT_TIMEOUT_MS, BFF_DEFAULT_CONCURRENCY, BFF_DEFAULT_QUEUE_MAX,
-                                  BFF_DEFAULT_QUEUE_WAIT_MS, BFF_DEFAULT_MEMORY_MB};
+    snap->defaults = (bff_limits){BFF_DEFAULT_TIMEOUT_MS,
+                                  BFF_DEFAULT_CONCURRENCY,
+                                  BFF_DEFAULT_QUEUE_MAX,
+                                  BFF_DEFAULT_QUEUE_WAIT_MS,
+                                  BFF_DEFAULT_MEMORY_MB,
+                                  0,
+                                  0};
 
     cfg_check_keys(errs, file, "", root, entry_keys);
     parse_defaults(errs, file, root, &snap->defaults);

@@ -9,6 +9,7 @@
 
 #include "../functions/fn.h"
 #include "admission.h"
+#include "ratelimit.h"
 #include "cfg.h"
 #include "route_table.h"
 
@@ -30,6 +31,8 @@ typedef struct bff_limits {
     uint64_t queue_max;     /* requests that may wait for a slot (0: refuse at once) */
     uint64_t queue_wait_ms; /* how long one may wait before it is refused */
     uint64_t memory_mb;     /* what one Lua invocation may allocate */
+    double rate_rps;        /* requests per second per client address (0: no rate limit) */
+    double rate_burst;      /* bucket size */
 } bff_limits;
 
 #define BFF_DEFAULT_TIMEOUT_MS 3000
@@ -51,7 +54,8 @@ typedef struct bff_route {
     unsigned methods;
     fn_function *fn; /* one reference */
     bff_limits limits;
-    bff_admission admission; /* shared by all threads */
+    bff_admission admission;  /* shared by all threads */
+    bff_ratelimit *ratelimit; /* NULL without a rate limit */
     bff_route_counters counters;
 } bff_route;
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "../functions/fn_log.h"
@@ -120,6 +121,45 @@ static void answer_throttled(gw_request *gr, const char *message)
         gw_add_header(gr->req, H2O_STRLIT("retry-after"), H2O_STRLIT("1"));
         gw_send_error(gr->req, 429, message, "concurrency", id_of(gr));
     }
+}
+
+/* The client's address as a rate-limit key: 4 bytes for IPv4, 16 for IPv6. */
+static size_t client_key(h2o_req_t *req, uint8_t key[16])
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len == 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        memcpy(key, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 4;
+    }
+    if (ss.ss_family == AF_INET6) {
+        memcpy(key, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+/* Returns 1 when the client is over the route's rate limit (and answers 429). */
+static int rate_limited(gw_request *gr)
+{
+    bff_ratelimit *rl = gr->route->ratelimit;
+    if (rl == NULL)
+        return 0;
+    uint8_t key[16];
+    size_t len = client_key(gr->req, key);
+    uint64_t wait_ms = bff_ratelimit_take(rl, key, len, gr->call.start_ns);
+    if (wait_ms == 0)
+        return 0;
+    bff_admission_count_throttled(&gr->route->admission);
+    log_decision(gr, FN_LOG_DEBUG, "rate_limited", NULL);
+    settle(gr);
+    char *retry = h2o_mem_alloc_pool(&gr->req->pool, 24);
+    int n = snprintf(retry, 24, "%llu", (unsigned long long)((wait_ms + 999) / 1000));
+    gw_add_header(gr->req, H2O_STRLIT("retry-after"), retry, (size_t)n);
+    gw_send_error(gr->req, 429, "too many requests from this client", "rate_limit", id_of(gr));
+    return 1;
 }
 
 static void on_done(void *data, int rc)
@@ -297,6 +337,8 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
                          .limits = {limits->timeout_ms, limits->memory_mb << 20},
                          .start_ns = fn_now_ns(),
                          .host = &w->host.super};
+    if (rate_limited(gr))
+        return;
     gw_timer_link(w, limits->timeout_ms, &gr->deadline);
 
     switch (bff_admission_enter(&gr->route->admission, &gr->waiter)) {

@@ -44,6 +44,7 @@ static const char api_json[] =
     "  {\"path\": \"/gone\", \"function\": \"sleeper\", \"concurrency\": 1, \"queue_max\": 1,"
     " \"queue_wait_ms\": 10000, \"timeout_ms\": 20000},\n"
     "  {\"path\": \"/fast\", \"function\": \"fast\"},\n"
+    "  {\"path\": \"/rated\", \"function\": \"fast\", \"rate_limit\": {\"rps\": 1, \"burst\": 3}},\n"
     "  {\"path\": \"/loop\", \"function\": \"loop\", \"timeout_ms\": 200},\n"
     "  {\"path\": \"/pcallloop\", \"function\": \"pcallloop\", \"timeout_ms\": 200},\n"
     "  {\"path\": \"/pattern\", \"function\": \"pattern\", \"timeout_ms\": 200},\n"
@@ -368,11 +369,38 @@ static void test_client_gone_frees_slot_and_queue_place(void **state)
     free(log);
 }
 
+static void test_rate_limit_per_client(void **state)
+{
+    /* Bursts of 3, then 1 per second: a quick run of 5 gets 3 answers and 2 refusals. */
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 5; ++i) {
+        e2e_response res;
+        get("/rated", &res);
+        if (res.status == 200) {
+            ++ok;
+        } else {
+            assert_int_equal(res.status, 429);
+            assert_non_null(strstr(res.body, "\"limit\":\"rate_limit\""));
+            char *retry = e2e_header(&res, "retry-after");
+            assert_non_null(retry);
+            assert_true(atoi(retry) >= 1);
+            free(retry);
+            ++limited;
+        }
+        e2e_response_release(&res);
+    }
+    assert_true(ok >= 3 && ok <= 4); /* a slow machine may refill one token meanwhile */
+    assert_int_equal(ok + limited, 5);
+    /* Another route is not affected. */
+    assert_fast_route_serves();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrency_and_queue),
         cmocka_unit_test(test_queue_wait_is_bounded),
+        cmocka_unit_test(test_rate_limit_per_client),
         cmocka_unit_test(test_infinite_loop_times_out),
         cmocka_unit_test(test_pcall_cannot_swallow_the_timeout),
         cmocka_unit_test(test_c_function_sleeping_past_its_deadline),
