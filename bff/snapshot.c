@@ -45,18 +45,18 @@ static void parse_limits(cfg_errors *errs, const char *file, const char *path, j
     json_t *rate;
     char p[512];
     cfg_path_key(p, sizeof(p), path, "rate_limit");
-    int has_rate = cfg_get_object(errs, file, path, obj, "rate_limit", 0, &rate);
-    if (has_rate == 1) {
+    if (json_is_null(json_object_get(obj, "rate_limit"))) {
+        limits->rate_rps = limits->rate_burst = 0; /* null: no rate limit here, whatever is inherited */
+    } else if (cfg_get_object(errs, file, path, obj, "rate_limit", 0, &rate) == 1) {
         cfg_check_keys(errs, file, p, rate, rate_keys);
         uint64_t rps = 0, burst = 0;
         if (cfg_get_uint(errs, file, p, rate, "rps", 1, 10000000, 1, &rps) == 1) {
             limits->rate_rps = (double)rps;
             /* Default burst: one second's worth. */
-            limits->rate_burst =
-                cfg_get_uint(errs, file, p, rate, "burst", 1, 10000000, 0, &burst) == 1 ? (double)burst : (double)rps;
+            limits->rate_burst = cfg_get_uint(errs, file, p, rate, "burst", 1, 10000000, 0, &burst) == 1
+                                     ? (double)burst
+                                     : (double)rps;
         }
-    } else if (json_is_null(json_object_get(obj, "rate_limit"))) {
-        limits->rate_rps = 0; /* null: no rate limit here, whatever is inherited */
     }
 }
 

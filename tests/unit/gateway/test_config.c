@@ -709,6 +709,51 @@ static void assert_limits(const bff_limits *limits, uint64_t timeout_ms, uint64_
     assert_int_equal(limits->memory_mb, memory_mb);
 }
 
+static void test_admission_and_rate_limit_settings(void **state)
+{
+    (void)state;
+    char web[600];
+    /* Errors: each names the file, the path and the reason. */
+    expect_only_error(NULL,
+                      web_with_route("{ \"path\": \"/a\", \"function\": \"profile\", \"rate_limit\": { \"rps\": 0 } }",
+                                     web, sizeof(web)),
+                      "frontends/web.json: routes[0].rate_limit.rps: must be between 1 and 10000000, got 0");
+    expect_only_error(NULL,
+                      web_with_route("{ \"path\": \"/a\", \"function\": \"profile\", \"rate_limit\": { \"rps\": 5, "
+                                     "\"per\": \"ip\" } }",
+                                     web, sizeof(web)),
+                      "frontends/web.json: routes[0].rate_limit.per: unknown key \"per\"");
+    expect_only_error(
+        NULL, web_with_route("{ \"path\": \"/a\", \"function\": \"profile\", \"queue_wait_ms\": 0 }", web, sizeof(web)),
+        "frontends/web.json: routes[0].queue_wait_ms: must be between 1 and 600000, got 0");
+    /* Values and inheritance: queue and rate limit from the defaults, overridden or switched off per route. */
+    write_config("{ \"server\": { \"threads\": 1 },\n"
+                 "  \"defaults\": { \"queue_max\": 7, \"queue_wait_ms\": 250, \"rate_limit\": { \"rps\": 10 } },\n"
+                 "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
+                 "  \"frontends\": [\"frontends/*.json\"] }\n",
+                 "{ \"name\": \"web\", \"routes\": [\n"
+                 "    { \"path\": \"/inherits\", \"function\": \"profile\" },\n"
+                 "    { \"path\": \"/own\", \"function\": \"profile\", \"queue_max\": 0,\n"
+                 "      \"rate_limit\": { \"rps\": 3, \"burst\": 9 } },\n"
+                 "    { \"path\": \"/off\", \"function\": \"profile\", \"rate_limit\": null }\n"
+                 "  ] }\n");
+    loaded l;
+    load_ok(&l, 0, NULL, 0);
+    const bff_frontend *fe = frontend_named(l.snap, "web");
+    const bff_route *inherits = route_with_pattern(fe, "/inherits"), *own = route_with_pattern(fe, "/own"),
+                    *off = route_with_pattern(fe, "/off");
+    assert_int_equal(inherits->limits.queue_max, 7);
+    assert_int_equal(inherits->limits.queue_wait_ms, 250);
+    assert_true(inherits->limits.rate_rps == 10.0 && inherits->limits.rate_burst == 10.0);
+    assert_non_null(inherits->ratelimit);
+    assert_int_equal(own->limits.queue_max, 0);
+    assert_true(own->limits.rate_rps == 3.0 && own->limits.rate_burst == 9.0);
+    assert_int_equal(own->admission.queue_max, 0);
+    assert_true(off->limits.rate_rps == 0.0);
+    assert_null(off->ratelimit);
+    release(&l);
+}
+
 static void test_limits_inheritance(void **state)
 {
     (void)state;
@@ -998,6 +1043,7 @@ int main(void)
         T(test_tls_files_must_exist),
         T(test_bad_log_level),
         T(test_every_error_is_reported),
+        T(test_admission_and_rate_limit_settings),
         T(test_limits_inheritance),
         T(test_snapshot_routes_and_functions),
         T(test_threads_override),
