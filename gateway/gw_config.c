@@ -10,7 +10,8 @@
 #include "../functions/fn_log.h"
 #include "request.h"
 
-static const char *const server_keys[] = {"listen", "threads", "max_body_bytes", "drain_timeout_ms", "log_level", NULL};
+static const char *const server_keys[] = {
+    "listen", "threads", "max_body_bytes", "drain_timeout_ms", "log_level", "function_threads", NULL};
 static const char *const listen_keys[] = {"address", "port", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", NULL};
 
@@ -86,6 +87,7 @@ static void parse_listen(gw_server_config *cfg, json_t *list, const char *file, 
 static void parse_server(gw_server_config *cfg, json_t *root, const char *file, cfg_errors *errs)
 {
     cfg->max_body_bytes = GW_DEFAULT_MAX_BODY_BYTES;
+    cfg->function_threads = GW_DEFAULT_FUNCTION_THREADS;
     cfg->drain_timeout_ms = GW_DEFAULT_DRAIN_TIMEOUT_MS;
     cfg->log_level = FN_LOG_INFO;
     json_t *server = NULL;
@@ -102,6 +104,8 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
     uint64_t v;
     if (cfg_get_uint(errs, file, "server", server, "threads", 0, 256, 0, &v) == 1)
         cfg->threads = (unsigned)v;
+    if (cfg_get_uint(errs, file, "server", server, "function_threads", 1, 1024, 0, &v) == 1)
+        cfg->function_threads = (unsigned)v;
     cfg_get_uint(errs, file, "server", server, "max_body_bytes", 1, (uint64_t)1 << 32, 0, &cfg->max_body_bytes);
     cfg_get_uint(errs, file, "server", server, "drain_timeout_ms", 0, 3600000, 0, &cfg->drain_timeout_ms);
     const char *level = NULL;

@@ -12,6 +12,7 @@
 #define GW_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define GW_DEFAULT_DRAIN_TIMEOUT_MS 10000
 #define GW_DEFAULT_PORT 8080
+#define GW_DEFAULT_FUNCTION_THREADS 64
 
 typedef struct gw_listen {
     char address[64];      /* numeric IPv4 or IPv6 address */
@@ -23,7 +24,8 @@ typedef struct gw_listen {
 typedef struct gw_server_config {
     gw_listen listen[GW_MAX_LISTENERS];
     size_t nlisten;
-    unsigned threads; /* 0 = number of CPUs */
+    unsigned threads;          /* 0 = number of CPUs */
+    unsigned function_threads; /* most threads of the C function pool */
     uint64_t max_body_bytes;
     uint64_t drain_timeout_ms;
     int log_level; /* fn_log_level */

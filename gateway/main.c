@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include "../functions/fn_log.h"
+#include "../functions/fn_pool.h"
 #include "gw_config.h"
 #include "live.h"
 #include "server.h"
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    fn_pool_set_max_threads(server.function_threads);
     SSL_load_error_strings();
     SSL_library_init();
     gw_live_publish(snap);
