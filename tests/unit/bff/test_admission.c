@@ -366,15 +366,31 @@ static struct {
     atomic_int max_holders;
     atomic_int max_inflight;
     atomic_uint_fast64_t admit_callbacks;
-    atomic_int violations;
     atomic_int stalls;
-    char first_violation[160];
 } stress;
+
+/* Violations seen on worker threads, checked by the main thread. */
+static struct {
+    atomic_int count;
+    char first[160];
+} violations;
 
 static void violation(const char *what, int value)
 {
-    if (atomic_fetch_add(&stress.violations, 1) == 0)
-        snprintf(stress.first_violation, sizeof(stress.first_violation), "%s (value %d)", what, value);
+    if (atomic_fetch_add(&violations.count, 1) == 0)
+        snprintf(violations.first, sizeof(violations.first), "%s (value %d)", what, value);
+}
+
+static void reset_violations(void)
+{
+    atomic_store(&violations.count, 0);
+    violations.first[0] = '\0';
+}
+
+static void assert_no_violations(void)
+{
+    if (atomic_load(&violations.count) != 0)
+        fail_msg("%d violations, first: %s", atomic_load(&violations.count), violations.first);
 }
 
 static void raise_max(atomic_int *max, int value)
@@ -537,6 +553,7 @@ static void test_stress_threads(void **state)
     static stress_thread threads[STRESS_THREADS];
     memset(&stress, 0, sizeof(stress));
     memset(threads, 0, sizeof(threads));
+    reset_violations();
     bff_admission_init(&stress.admission, STRESS_LIMIT, STRESS_QUEUE_MAX, stress_admit);
 
     for (int i = 0; i < STRESS_THREADS; i++) {
@@ -561,8 +578,7 @@ static void test_stress_threads(void **state)
                   (unsigned long long)cancelled, (unsigned long long)cancel_lost, (unsigned long long)rejected,
                   atomic_load(&stress.max_holders));
 
-    if (atomic_load(&stress.violations) != 0)
-        fail_msg("%d violations, first: %s", atomic_load(&stress.violations), stress.first_violation);
+    assert_no_violations();
     assert_int_equal(atomic_load(&stress.stalls), 0);
     assert_true(atomic_load(&stress.max_holders) <= STRESS_LIMIT);
     assert_true(atomic_load(&stress.max_inflight) <= STRESS_LIMIT);
@@ -586,6 +602,134 @@ static void test_stress_threads(void **state)
     bff_admission_dispose(&stress.admission);
 }
 
+/*
+ * ---- the lost wake-up race, checked exactly ----
+ *
+ * limit 1: thread L holds the only slot; then, released together, L leaves while thread E enters. Once
+ * both calls have returned, E must hold the slot: BFF_ADMIT_OK, or BFF_ADMIT_QUEUED with admit() already
+ * called (by L's leave, or by E's own re-check in enter). Nobody else will ever leave, so a waiter still
+ * queued at that point has lost its wake-up for good. A random delay on each side sweeps the relative
+ * timing across the window between enter's failed try and its enqueue. No timing is asserted.
+ */
+enum { HANDOFF_ROUNDS = 100000 };
+
+typedef struct spin_barrier {
+    atomic_uint arrived;
+    atomic_uint generation;
+} spin_barrier;
+
+static void spin_barrier_wait(spin_barrier *b)
+{
+    unsigned generation = atomic_load(&b->generation);
+    if (atomic_fetch_add(&b->arrived, 1) == 1) {
+        atomic_store(&b->arrived, 0);
+        atomic_fetch_add(&b->generation, 1);
+        return;
+    }
+    for (unsigned spins = 0; atomic_load(&b->generation) == generation; spins++)
+        if (spins > 64)
+            sched_yield(); /* the other party may need this core */
+}
+
+static struct {
+    bff_admission admission;
+    spin_barrier barrier;
+    bff_waiter waiter; /* E's */
+    atomic_int admitted;
+    uint64_t queued_rounds; /* E's enter returned QUEUED (written by E, read after join) */
+    atomic_int stop;        /* set by E after a violation: the state is no longer worth testing */
+} handoff;
+
+static void handoff_admit(bff_waiter *waiter)
+{
+    if (waiter != &handoff.waiter)
+        violation("admit called for an unknown waiter", 0);
+    if (atomic_fetch_add(&handoff.admitted, 1) != 0)
+        violation("waiter admitted twice", 0);
+}
+
+static void random_delay(uint64_t *rng)
+{
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    for (volatile unsigned i = (unsigned)(*rng % 128); i > 0; i--)
+        ;
+}
+
+static void *handoff_leaver(void *arg)
+{
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    for (int round = 0; round < HANDOFF_ROUNDS; round++) {
+        if (bff_admission_enter(&handoff.admission, &handoff.waiter) != BFF_ADMIT_OK)
+            violation("the free slot was not taken at once", round);
+        spin_barrier_wait(&handoff.barrier); /* go */
+        random_delay(&rng);
+        bff_admission_leave(&handoff.admission);
+        spin_barrier_wait(&handoff.barrier); /* both calls returned */
+        spin_barrier_wait(&handoff.barrier); /* E checked and left */
+        if (atomic_load(&handoff.stop))
+            break;
+    }
+    return arg;
+}
+
+static void *handoff_enterer(void *arg)
+{
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < HANDOFF_ROUNDS; round++) {
+        atomic_store(&handoff.admitted, 0);
+        spin_barrier_wait(&handoff.barrier); /* go */
+        random_delay(&rng);
+        int rc = bff_admission_enter(&handoff.admission, &handoff.waiter);
+        spin_barrier_wait(&handoff.barrier); /* both calls returned */
+        int admitted = atomic_load(&handoff.admitted);
+        if (rc == BFF_ADMIT_QUEUED) {
+            handoff.queued_rounds++;
+            if (admitted != 1)
+                violation("lost wake-up: still queued after the holder left", round);
+        } else if (rc == BFF_ADMIT_OK) {
+            if (admitted != 0)
+                violation("admit called for a waiter that got BFF_ADMIT_OK", round);
+        } else {
+            violation("refused with an empty queue", rc);
+        }
+        if (atomic_load(&handoff.admission.inflight) != 1 || atomic_load(&handoff.admission.nqueued) != 0)
+            violation("inflight must be 1 and the queue empty after the hand-off",
+                      (int)atomic_load(&handoff.admission.inflight));
+        if (atomic_load(&violations.count) != 0)
+            atomic_store(&handoff.stop, 1);
+        else
+            bff_admission_leave(&handoff.admission);
+        spin_barrier_wait(&handoff.barrier); /* E checked and left */
+        if (atomic_load(&handoff.stop))
+            break;
+    }
+    return arg;
+}
+
+static void test_handoff_race_loses_no_wakeup(void **state)
+{
+    (void)state;
+    memset(&handoff, 0, sizeof(handoff));
+    reset_violations();
+    bff_admission_init(&handoff.admission, 1, 1, handoff_admit);
+    pthread_t leaver, enterer;
+    assert_int_equal(pthread_create(&leaver, NULL, handoff_leaver, NULL), 0);
+    assert_int_equal(pthread_create(&enterer, NULL, handoff_enterer, NULL), 0);
+    assert_int_equal(pthread_join(leaver, NULL), 0);
+    assert_int_equal(pthread_join(enterer, NULL), 0);
+    print_message("hand-off: %llu of %d rounds queued\n", (unsigned long long)handoff.queued_rounds, HANDOFF_ROUNDS);
+    assert_no_violations();
+    assert_int_equal(atomic_load(&handoff.admission.inflight), 0);
+    assert_int_equal(atomic_load(&handoff.admission.nqueued), 0);
+    uint64_t queued = handoff.queued_rounds;
+    assert_int_equal(atomic_load(&handoff.admission.counters.admitted), 2 * (uint64_t)HANDOFF_ROUNDS);
+    assert_int_equal(atomic_load(&handoff.admission.counters.queued), queued);
+    assert_int_equal(atomic_load(&handoff.admission.counters.throttled), 0);
+    bff_admission_dispose(&handoff.admission);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +741,7 @@ int main(void)
         cmocka_unit_test_setup(test_count_throttled, reset_recorder),
         cmocka_unit_test_setup(test_enter_hands_freed_slot_to_older_waiter, reset_recorder),
         cmocka_unit_test_setup(test_enter_may_admit_its_own_waiter, reset_recorder),
+        cmocka_unit_test(test_handoff_race_loses_no_wakeup),
         cmocka_unit_test(test_stress_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
