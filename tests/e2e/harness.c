@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -112,6 +113,8 @@ int e2e_start(e2e_server *srv, const char *const *extra_args)
     if (pid < 0)
         die("fork");
     if (pid == 0) {
+        /* A test killed midway (timeout, crash) must not leave its server running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(srv->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);

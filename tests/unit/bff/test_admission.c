@@ -611,7 +611,7 @@ static void test_stress_threads(void **state)
  * queued at that point has lost its wake-up for good. A random delay on each side sweeps the relative
  * timing across the window between enter's failed try and its enqueue. No timing is asserted.
  */
-enum { HANDOFF_ROUNDS = 100000 };
+enum { HANDOFF_ROUNDS = 100000, HANDOFF_MAX_DELAY = 512 };
 
 typedef struct spin_barrier {
     atomic_uint arrived;
@@ -648,12 +648,18 @@ static void handoff_admit(bff_waiter *waiter)
         violation("waiter admitted twice", 0);
 }
 
-static void random_delay(uint64_t *rng)
+/* A few hundred nanoseconds at most: enough to move each side across the other's critical steps. */
+static int random_delay(uint64_t *rng)
 {
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
     *rng ^= *rng << 17;
-    for (volatile unsigned i = (unsigned)(*rng % 128); i > 0; i--)
+    return (int)(*rng % HANDOFF_MAX_DELAY);
+}
+
+static void spin_for(int iterations)
+{
+    for (volatile int i = iterations; i > 0; i--)
         ;
 }
 
@@ -664,7 +670,7 @@ static void *handoff_leaver(void *arg)
         if (bff_admission_enter(&handoff.admission, &handoff.waiter) != BFF_ADMIT_OK)
             violation("the free slot was not taken at once", round);
         spin_barrier_wait(&handoff.barrier); /* go */
-        random_delay(&rng);
+        spin_for(random_delay(&rng));
         bff_admission_leave(&handoff.admission);
         spin_barrier_wait(&handoff.barrier); /* both calls returned */
         spin_barrier_wait(&handoff.barrier); /* E checked and left */
@@ -680,7 +686,7 @@ static void *handoff_enterer(void *arg)
     for (int round = 0; round < HANDOFF_ROUNDS; round++) {
         atomic_store(&handoff.admitted, 0);
         spin_barrier_wait(&handoff.barrier); /* go */
-        random_delay(&rng);
+        spin_for(random_delay(&rng));
         int rc = bff_admission_enter(&handoff.admission, &handoff.waiter);
         spin_barrier_wait(&handoff.barrier); /* both calls returned */
         int admitted = atomic_load(&handoff.admitted);
