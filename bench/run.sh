@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh: wrk runs of bffgate's Lua and C hello routes, with server CPU time per request.
+# run.sh: wrk runs of bffgate's hello routes (Lua; C inline on the loop; C on the function pool), with server CPU time per request.
 # Server pinned to CPU 0, wrk to CPU 1; rounds interleave so machine drift hits every workload alike.
 # Usage: bench/run.sh [SECONDS_PER_ROUND] [ROUNDS]      (defaults: 5 s, 3 rounds)
 set -euo pipefail
@@ -28,7 +28,7 @@ to_us() { awk '{ v = $1 + 0; if ($1 ~ /ms$/) v *= 1000; else if ($1 ~ /[0-9]s$/)
 
 declare -A RPS CPU P50 P99
 for round in $(seq "$ROUNDS"); do
-  for target in lua c; do
+  for target in lua c c_pool; do
     before=$(cpu_ticks)
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/hello/$target")
     after=$(cpu_ticks)
@@ -45,7 +45,7 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '\n| route | req/s (median) | p50 (us) | p99 (us) | server CPU us/req | req/s vs C hello |\n|---|---|---|---|---|---|\n'
 c_rps=$(echo "${RPS[c]}" | median)
-for target in lua c; do
+for target in lua c c_pool; do
   rps=$(echo "${RPS[$target]}" | median)
   printf '| hello/%s | %s | %s | %s | %s | %.2f |\n' "$target" "$rps" "$(echo "${P50[$target]}" | median)" \
     "$(echo "${P99[$target]}" | median)" "$(echo "${CPU[$target]}" | median)" "$(awk -v a="$rps" -v b="$c_rps" 'BEGIN{print a/b}')"

@@ -72,6 +72,7 @@ static void admit_all(bff_admission *a, bff_waiter *list)
 
 int bff_admission_enter(bff_admission *a, bff_waiter *waiter)
 {
+    waiter->queued = 0; /* so a cancel after OK or REJECTED is a harmless 0 */
     if (atomic_load(&a->nqueued) == 0 && try_take(a)) {
         atomic_fetch_add_explicit(&a->counters.admitted, 1, memory_order_relaxed);
         return BFF_ADMIT_OK;

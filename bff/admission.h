@@ -11,9 +11,14 @@
  * At most `limit` holders at once, across all threads. A request that finds the route full waits
  * in a FIFO queue of at most `queue_max` entries (0 = no queue: reject at once); when a holder
  * leaves, the slot passes to the oldest waiter, which is handed to the `admit` callback given at
- * init (called outside the lock, on the leaving thread: the callback posts the waiter to its own
- * thread). The fast paths (admitted with nobody queued; leaving with nobody queued) take no lock:
- * one compare-and-swap or one atomic decrement. Counters are atomic and read by any thread.
+ * init, called outside the lock on whichever thread freed or found the slot: usually the leaving
+ * thread, but bff_admission_enter may also call it (for older waiters, or for its own waiter when a
+ * slot freed while it was being queued) before it returns BFF_ADMIT_QUEUED. The callback must
+ * therefore not depend on state the entering caller sets up after enter returns; the gateway's
+ * callback only posts a message to the waiter's own thread. The fast paths (admitted with nobody
+ * queued; leaving with nobody queued) take no lock: one compare-and-swap or one atomic decrement.
+ * Counters are atomic and read by any thread. A newcomer may take a slot freed just as a waiter was
+ * being queued (that waiter then gets the next one): FIFO holds among queued requests.
  */
 
 typedef struct bff_waiter bff_waiter;
@@ -45,8 +50,9 @@ void bff_admission_dispose(bff_admission *a);
 
 enum { BFF_ADMIT_REJECTED = -1, BFF_ADMIT_QUEUED = 0, BFF_ADMIT_OK = 1 };
 
-/* Takes a slot (BFF_ADMIT_OK), or queues `waiter` (BFF_ADMIT_QUEUED: admit(waiter) comes later
- * unless bff_admission_cancel wins), or refuses (BFF_ADMIT_REJECTED: the queue is full). */
+/* Takes a slot (BFF_ADMIT_OK), or queues `waiter` (BFF_ADMIT_QUEUED: admit(waiter) is called, possibly
+ * already inside this call, unless bff_admission_cancel wins), or refuses (BFF_ADMIT_REJECTED: the queue
+ * is full). limit must be at least 1. */
 int bff_admission_enter(bff_admission *a, bff_waiter *waiter);
 /* Gives a slot back; may hand it to the oldest waiter (admit is called before this returns). */
 void bff_admission_leave(bff_admission *a);

@@ -611,7 +611,7 @@ static void test_stress_threads(void **state)
  * queued at that point has lost its wake-up for good. A random delay on each side sweeps the relative
  * timing across the window between enter's failed try and its enqueue. No timing is asserted.
  */
-enum { HANDOFF_ROUNDS = 100000, HANDOFF_MAX_DELAY = 512 };
+enum { HANDOFF_ROUNDS = 100000, HANDOFF_MAX_DELAY = 256 };
 
 typedef struct spin_barrier {
     atomic_uint arrived;
