@@ -94,6 +94,23 @@ static int function_index(const bff_snapshot *snap, const char *name)
     return -1;
 }
 
+/* The previous snapshot's function with this definition and unchanged content, to keep it warm. */
+static fn_function *reusable(const bff_snapshot_options *opts, const char *key, const char *path)
+{
+    const bff_snapshot *prev = opts->previous;
+    if (prev == NULL)
+        return NULL;
+    for (size_t i = 0; i < prev->nfunctions; ++i) {
+        const bff_snapshot_function *f = &prev->functions[i];
+        if (f->fn == NULL || f->key == NULL || strcmp(f->key, key) != 0)
+            continue;
+        char version[17];
+        if (fn_file_version(path, version) == 0 && strcmp(version, f->fn->version) == 0)
+            return fn_function_acquire(f->fn);
+    }
+    return NULL;
+}
+
 static void load_functions(bff_snapshot *snap, json_t *functions, const char *file, const bff_snapshot_options *opts,
                            cfg_errors *errs)
 {
@@ -119,13 +136,16 @@ static void load_functions(bff_snapshot *snap, json_t *functions, const char *fi
             continue;
         }
         fn_function *fn = NULL;
+        char *key = NULL; /* what must be equal, besides the content, to reuse a previous version */
         if (has_lua) {
             cfg_check_keys(errs, file, path, def, lua_fn_keys);
             if (cfg_get_string(errs, file, path, def, "lua", 1, &src) != 1)
                 continue;
             char *resolved = cfg_resolve_path(file, src);
-            if (resolved == NULL ||
-                fn_lua_load(name, resolved, opts->nthreads, opts->prewarm, &fn, err, sizeof(err)) != 0) {
+            if (resolved != NULL && asprintf(&key, "lua\n%s\n%s", name, resolved) > 0)
+                fn = reusable(opts, key, resolved);
+            if (fn == NULL && (resolved == NULL || fn_lua_load(name, resolved, opts->nthreads, opts->prewarm, &fn,
+                                                               err, sizeof(err)) != 0)) {
                 char p[600];
                 cfg_path_key(p, sizeof(p), path, "lua");
                 cfg_error(errs, file, p, "%s", resolved != NULL ? err : "out of memory");
@@ -140,8 +160,10 @@ static void load_functions(bff_snapshot *snap, json_t *functions, const char *fi
             if (!ok)
                 continue;
             char *resolved = resolve_object(file, obj, opts);
-            if (resolved == NULL ||
-                fn_c_load(name, resolved, symbol, inline_calls, opts->nthreads, &fn, err, sizeof(err)) != 0) {
+            if (resolved != NULL && asprintf(&key, "c\n%s\n%s\n%s\n%d", name, resolved, symbol, inline_calls) > 0)
+                fn = reusable(opts, key, resolved);
+            if (fn == NULL && (resolved == NULL || fn_c_load(name, resolved, symbol, inline_calls, opts->nthreads, &fn,
+                                                             err, sizeof(err)) != 0)) {
                 char p[600];
                 cfg_path_key(p, sizeof(p), path, "c");
                 cfg_error(errs, file, p, "%s", resolved != NULL ? err : "out of memory");
@@ -153,6 +175,7 @@ static void load_functions(bff_snapshot *snap, json_t *functions, const char *fi
         bff_snapshot_function *slot = &snap->functions[snap->nfunctions];
         slot->name = strdup(name);
         slot->fn = fn;
+        slot->key = key;
         ++snap->nfunctions;
         if (slot->name == NULL)
             cfg_error(errs, file, path, "out of memory");
@@ -399,6 +422,7 @@ static void snapshot_free(bff_snapshot *snap)
     free(snap->frontends);
     for (size_t i = 0; i < snap->nfunctions; ++i) {
         free(snap->functions[i].name);
+        free(snap->functions[i].key);
         fn_function_release(&snap->functions[i].fn);
     }
     free(snap->functions);

@@ -76,6 +76,7 @@ typedef struct bff_frontend {
 typedef struct bff_snapshot_function {
     char *name;
     fn_function *fn; /* one reference */
+    char *key;       /* kind, name, resolved path (and symbol) */
 } bff_snapshot_function;
 
 typedef struct bff_snapshot {
@@ -96,6 +97,9 @@ typedef struct bff_snapshot_options {
     size_t nlib_path;
     /* Called when a queued request of any route gets its slot (see admission.h); NULL for --check. */
     void (*admit)(bff_waiter *waiter);
+    /* The snapshot being replaced, or NULL: a function whose definition and content are unchanged is
+     * shared with it (same fn_function, warm states kept) instead of loaded again. */
+    const bff_snapshot *previous;
 } bff_snapshot_options;
 
 /*

@@ -2,6 +2,10 @@
 #include "c_runtime.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +14,27 @@
 #include <string.h>
 
 #include "fn_pool.h"
+
+static char dir_ready[256];
+static int dir_errno;
+
+static void remove_private_dir(void)
+{
+    rmdir(dir_ready); /* empty: every copy is unlinked once mapped */
+}
+
+static void make_private_dir(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char path[256];
+    snprintf(path, sizeof(path), "%s/bffgate-objects-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(path) == NULL) {
+        dir_errno = errno;
+        return;
+    }
+    snprintf(dir_ready, sizeof(dir_ready), "%s", path);
+    atexit(remove_private_dir);
+}
 
 typedef struct c_impl {
     void *handle;
@@ -224,6 +249,43 @@ static void job_cancel(fn_task *task)
     fn_pool_cancel(&job->super);
 }
 
+/*
+ * dlopen returns the object it already has open for a path, so a changed object under the same path
+ * would never load. Each load therefore opens a private copy under a unique name (in a directory of
+ * this process's), which is unlinked as soon as it is mapped: nothing is left behind on disk.
+ */
+static void *dlopen_private_copy(const char *path, const char *content, size_t len, char *err, size_t cap)
+{
+    static atomic_uint counter;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, make_private_dir);
+    if (dir_ready[0] == '\0') {
+        snprintf(err, cap, "%s: cannot create a private directory for C objects: %s", path, strerror(dir_errno));
+        return NULL;
+    }
+    char copy[512];
+    snprintf(copy, sizeof(copy), "%s/%u.so", dir_ready, atomic_fetch_add(&counter, 1));
+    int fd = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    if (fd < 0) {
+        snprintf(err, cap, "%s: cannot copy the C object to %s: %s", path, copy, strerror(errno));
+        return NULL;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, content + off, len - off);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    close(fd);
+    void *handle = off == len ? dlopen(copy, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (handle == NULL)
+        snprintf(err, cap, "%s: cannot load the C object: %s", path,
+                 off == len ? dlerror() : "short write of the private copy");
+    unlink(copy);
+    return handle;
+}
+
 static int c_start(fn_function *fn, const fn_call *call, fn_response *res, fn_done_cb done, void *data, fn_task **task)
 {
     c_impl *impl = fn->impl;
@@ -280,19 +342,18 @@ int fn_c_load(const char *name, const char *path, const char *symbol, int inline
         return rc;
     }
     fn_function *fn = fn__function_new(&c_ops, FN_KIND_C, name, path, content, len, nthreads);
-    free(content);
     c_impl *impl = calloc(1, sizeof(*impl));
     if (fn == NULL || impl == NULL) {
         free(impl);
         fn__function_free(fn);
+        free(content);
         snprintf(err, cap, "%s: out of memory", path);
         return -ENOMEM;
     }
     fn->impl = impl;
     impl->inline_calls = inline_calls;
-    impl->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    impl->handle = dlopen_private_copy(path, content, len, err, cap);
     if (impl->handle == NULL) {
-        snprintf(err, cap, "%s: cannot load the C object: %s", path, dlerror());
         rc = -EINVAL;
         goto Error;
     }
@@ -326,9 +387,11 @@ int fn_c_load(const char *name, const char *path, const char *symbol, int inline
         rc = -EINVAL;
         goto Error;
     }
+    free(content);
     *out = fn;
     return 0;
 Error:
+    free(content);
     c_destroy(fn);
     return rc;
 }

@@ -153,6 +153,18 @@ void fn__function_free(fn_function *fn)
     free(fn);
 }
 
+int fn_file_version(const char *path, char version[17])
+{
+    char *data;
+    size_t len;
+    int rc = fn_read_file(path, &data, &len);
+    if (rc != 0)
+        return rc;
+    snprintf(version, 17, "%016llx", (unsigned long long)content_hash(data, len));
+    free(data);
+    return 0;
+}
+
 uint64_t fn_now_ns(void)
 {
     struct timespec ts;

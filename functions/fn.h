@@ -162,6 +162,10 @@ fn_function *fn__function_new(const fn_runtime_ops *ops, fn_kind kind, const cha
 /* Frees the common part (not impl). */
 void fn__function_free(fn_function *fn);
 
+/* The version a function loaded from `path` would get (its content hash), without loading it.
+ * Returns 0, or -errno. */
+int fn_file_version(const char *path, char version[17]);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t fn_now_ns(void);
 

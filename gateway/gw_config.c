@@ -127,6 +127,12 @@ static unsigned cpu_count(void)
 int gw_config_load(const char *file, unsigned threads_override, const char *const *lib_path, size_t nlib_path,
                    gw_server_config *server, bff_snapshot **snap, cfg_errors *errs)
 {
+    return gw_config_reload(file, threads_override, lib_path, nlib_path, NULL, server, snap, errs);
+}
+
+int gw_config_reload(const char *file, unsigned threads_override, const char *const *lib_path, size_t nlib_path,
+                     const bff_snapshot *previous, gw_server_config *server, bff_snapshot **snap, cfg_errors *errs)
+{
     size_t before = errs->count;
     memset(server, 0, sizeof(*server));
     json_t *root = cfg_load_file(errs, file);
@@ -137,7 +143,7 @@ int gw_config_load(const char *file, unsigned threads_override, const char *cons
         server->threads = threads_override;
     if (server->threads == 0)
         server->threads = cpu_count();
-    bff_snapshot_options opts = {server->threads, 1, lib_path, nlib_path, gw_request_admit};
+    bff_snapshot_options opts = {server->threads, 1, lib_path, nlib_path, gw_request_admit, previous};
     bff_snapshot *built = NULL;
     int rc = bff_snapshot_build(root, file, &opts, &built, errs);
     json_decref(root);

@@ -41,5 +41,8 @@ void gw_server_config_release(gw_server_config *cfg);
  */
 int gw_config_load(const char *file, unsigned threads_override, const char *const *lib_path, size_t nlib_path,
                    gw_server_config *server, bff_snapshot **snap, cfg_errors *errs);
+/* The same, for a reload: functions unchanged since `previous` are shared with it (kept warm). */
+int gw_config_reload(const char *file, unsigned threads_override, const char *const *lib_path, size_t nlib_path,
+                     const bff_snapshot *previous, gw_server_config *server, bff_snapshot **snap, cfg_errors *errs);
 
 #endif
