@@ -10,8 +10,9 @@
 #include "../functions/fn_log.h"
 #include "request.h"
 
-static const char *const server_keys[] = {
-    "listen", "threads", "max_body_bytes", "drain_timeout_ms", "log_level", "function_threads", NULL};
+static const char *const server_keys[] = {"listen",    "threads",          "max_body_bytes", "drain_timeout_ms",
+                                          "log_level", "function_threads", "admin",          NULL};
+static const char *const admin_keys[] = {"address", "port", NULL};
 static const char *const listen_keys[] = {"address", "port", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", NULL};
 
@@ -108,6 +109,21 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
         cfg->function_threads = (unsigned)v;
     cfg_get_uint(errs, file, "server", server, "max_body_bytes", 1, (uint64_t)1 << 32, 0, &cfg->max_body_bytes);
     cfg_get_uint(errs, file, "server", server, "drain_timeout_ms", 0, 3600000, 0, &cfg->drain_timeout_ms);
+    json_t *admin;
+    if (cfg_get_object(errs, file, "server", server, "admin", 0, &admin) == 1) {
+        cfg_check_keys(errs, file, "server.admin", admin, admin_keys);
+        const char *address = "127.0.0.1";
+        uint64_t port = 0;
+        cfg_get_string(errs, file, "server.admin", admin, "address", 0, &address);
+        cfg_get_uint(errs, file, "server.admin", admin, "port", 0, 65535, 1, &port);
+        unsigned char probe[sizeof(struct in6_addr)];
+        if (strlen(address) >= sizeof(cfg->admin.address) ||
+            (inet_pton(AF_INET, address, probe) != 1 && inet_pton(AF_INET6, address, probe) != 1))
+            cfg_error(errs, file, "server.admin.address", "\"%s\" is not a numeric IPv4 or IPv6 address", address);
+        snprintf(cfg->admin.address, sizeof(cfg->admin.address), "%s", address);
+        cfg->admin.port = (uint16_t)port;
+        cfg->has_admin = 1;
+    }
     const char *level = NULL;
     if (cfg_get_string(errs, file, "server", server, "log_level", 0, &level) == 1) {
         fn_log_level parsed;

@@ -24,6 +24,8 @@ typedef struct gw_listen {
 typedef struct gw_server_config {
     gw_listen listen[GW_MAX_LISTENERS];
     size_t nlisten;
+    gw_listen admin; /* the admin listener; admin.port == 0 and no address: none */
+    int has_admin;
     unsigned threads;          /* 0 = number of CPUs */
     unsigned function_threads; /* most threads of the C function pool */
     uint64_t max_body_bytes;

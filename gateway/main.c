@@ -13,7 +13,9 @@
 #include "../functions/fn_log.h"
 #include "../functions/fn_pool.h"
 #include "gw_config.h"
+#include "admin.h"
 #include "live.h"
+#include "reload.h"
 #include "server.h"
 
 #ifndef BFFGATE_VERSION
@@ -167,18 +169,33 @@ int main(int argc, char **argv)
     }
     fn_log_msg(FN_LOG_INFO, "bffgate %s serving %s (snapshot %llu)", BFFGATE_VERSION, config,
                (unsigned long long)snap->version);
+    if (gw_reload_start(config, &server, lib_path, nlib_path, srv, err, sizeof(err)) != 0)
+        fn_log_msg(FN_LOG_WARN, "%s: live reload is off", err);
+    if (server.has_admin && gw_admin_start(&server.admin, err, sizeof(err)) != 0) {
+        fn_log_msg(FN_LOG_ERROR, "%s", err);
+        gw_reload_stop();
+        gw_server_stop(srv);
+        gw_server_wait(srv);
+        gw_server_free(&srv);
+        gw_live_clear();
+        gw_server_config_release(&server);
+        free(env_path);
+        return 1;
+    }
     for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            fn_log_msg(FN_LOG_WARN, "SIGHUP: live reload is not available in this version; restart to apply changes");
+            gw_reload_request();
             continue;
         }
         fn_log_msg(FN_LOG_INFO, "%s: draining (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                    (unsigned long long)server.drain_timeout_ms);
         break;
     }
+    gw_admin_stop();
+    gw_reload_stop();
     gw_server_stop(srv);
     gw_server_wait(srv);
     gw_server_free(&srv);

@@ -276,6 +276,20 @@ void gw_server_stop(gw_server *srv)
     }
 }
 
+static void drop_cached_snapshot(void *data)
+{
+    gw_worker *w = data;
+    gw_live_cache_release(&w->live);
+}
+
+void gw_server_snapshot_changed(gw_server *srv)
+{
+    for (unsigned t = 0; t < srv->nworkers; ++t) {
+        if (gw_post(&srv->workers[t], drop_cached_snapshot, &srv->workers[t]) != 0)
+            fn_log_msg(FN_LOG_WARN, "worker %u keeps the previous snapshot until its next request", t);
+    }
+}
+
 void gw_server_wait(gw_server *srv)
 {
     for (unsigned t = 0; t < srv->nworkers; ++t) {

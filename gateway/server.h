@@ -27,6 +27,9 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
 /* The port a listener is bound to (resolved when the config asked for port 0). */
 unsigned gw_server_port(const gw_server *srv, size_t listener);
 void gw_server_stop(gw_server *srv);
+/* After gw_live_publish: each worker drops its cached reference to the previous snapshot (posted to
+ * its loop), so an old snapshot is freed when its last request ends, even on an idle worker. */
+void gw_server_snapshot_changed(gw_server *srv);
 void gw_server_wait(gw_server *srv);
 void gw_server_free(gw_server **srv);
 
