@@ -237,9 +237,15 @@ int gw_reload_start(const char *config, const gw_server_config *running, const c
                     struct gw_server *server, char *err, size_t cap)
 {
     pthread_mutex_lock(&R.lock);
-    R.config = realpath(config, NULL);
-    if (R.config == NULL)
+    /* Absolute, but symlinks NOT resolved: with a ConfigMap the file is a symlink through ..data, and
+     * the reload must follow the swapped link, not the directory it pointed to at start. */
+    char cwd[4096];
+    if (config[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL) {
+        if (asprintf(&R.config, "%s/%s", cwd, config) < 0)
+            R.config = NULL;
+    } else {
         R.config = strdup(config);
+    }
     R.running = *running;
     /* The TLS paths are compared by value: keep our own copies. */
     for (size_t i = 0; i < R.running.nlisten; ++i) {
