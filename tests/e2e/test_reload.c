@@ -176,12 +176,27 @@ static void test_reloads_under_load_fail_nothing(void **state)
     wait_for("/greet", 200, "\"first\":\"v1\""); /* the 50th reload put v1 back */
 }
 
+static long config_version(void)
+{
+    e2e_response res;
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/greet", NULL, NULL, 0, &res), 0);
+    char *v = e2e_header(&res, "x-bffgate-config");
+    assert_non_null(v);
+    long n = atol(v);
+    free(v);
+    e2e_response_release(&res);
+    return n;
+}
+
 static void test_file_change_reloads(void **state)
 {
+    long before = config_version();
     char lua[512];
     greet_lua(lua, sizeof(lua), 3);
     write_file("fn/greet.lua", lua);
     wait_for("/greet", 200, "\"first\":\"v3\"");
+    /* Each response says which config version served it. */
+    assert_true(config_version() > before);
 }
 
 static void test_broken_change_keeps_serving(void **state)

@@ -709,6 +709,47 @@ static void assert_limits(const bff_limits *limits, uint64_t timeout_ms, uint64_
     assert_int_equal(limits->memory_mb, memory_mb);
 }
 
+static const bff_snapshot_function *function_named(const bff_snapshot *snap, const char *name)
+{
+    for (size_t i = 0; i < snap->nfunctions; ++i) {
+        if (strcmp(snap->functions[i].name, name) == 0)
+            return &snap->functions[i];
+    }
+    fail_msg("no function %s", name);
+    return NULL;
+}
+
+static void test_reload_shares_unchanged_functions(void **state)
+{
+    (void)state;
+    write_config("{ \"server\": { \"threads\": 1 },\n"
+                 "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" },\n"
+                 "                   \"other\": { \"lua\": \"functions/other.lua\" } },\n"
+                 "  \"frontends\": [\"frontends/*.json\"] }\n",
+                 NULL);
+    write_file("functions/other.lua", "return { handler = function() return { v = 1 } end }\n");
+    loaded first;
+    load_ok(&first, 0, NULL, 0);
+    /* Only other.lua changes. */
+    write_file("functions/other.lua", "return { handler = function() return { v = 2 } end }\n");
+    gw_server_config server;
+    bff_snapshot *next = NULL;
+    cfg_errors errs = {0};
+    assert_int_equal(gw_config_reload("gateway.json", 1, NULL, 0, first.snap, &server, &next, &errs), 0);
+    /* The unchanged function is the very same object (its warm states carry over); the changed one is new. */
+    assert_ptr_equal(function_named(next, "profile")->fn, function_named(first.snap, "profile")->fn);
+    assert_ptr_not_equal(function_named(next, "other")->fn, function_named(first.snap, "other")->fn);
+    assert_string_not_equal(function_named(next, "other")->fn->version,
+                            function_named(first.snap, "other")->fn->version);
+    assert_true(next->version > first.snap->version);
+    /* Releasing the old snapshot keeps the shared function alive for the new one. */
+    release(&first);
+    assert_int_equal(atomic_load(&function_named(next, "profile")->fn->refs), 2); /* the list + the route */
+    bff_snapshot_release(&next);
+    gw_server_config_release(&server);
+    cfg_errors_release(&errs);
+}
+
 static void test_admission_and_rate_limit_settings(void **state)
 {
     (void)state;
@@ -1044,6 +1085,7 @@ int main(void)
         T(test_bad_log_level),
         T(test_every_error_is_reported),
         T(test_admission_and_rate_limit_settings),
+        T(test_reload_shares_unchanged_functions),
         T(test_limits_inheritance),
         T(test_snapshot_routes_and_functions),
         T(test_threads_override),
