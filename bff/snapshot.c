@@ -53,9 +53,8 @@ static void parse_limits(cfg_errors *errs, const char *file, const char *path, j
         if (cfg_get_uint(errs, file, p, rate, "rps", 1, 10000000, 1, &rps) == 1) {
             limits->rate_rps = (double)rps;
             /* Default burst: one second's worth. */
-            limits->rate_burst = cfg_get_uint(errs, file, p, rate, "burst", 1, 10000000, 0, &burst) == 1
-                                     ? (double)burst
-                                     : (double)rps;
+            limits->rate_burst =
+                cfg_get_uint(errs, file, p, rate, "burst", 1, 10000000, 0, &burst) == 1 ? (double)burst : (double)rps;
         }
     }
 }
@@ -144,8 +143,8 @@ static void load_functions(bff_snapshot *snap, json_t *functions, const char *fi
             char *resolved = cfg_resolve_path(file, src);
             if (resolved != NULL && asprintf(&key, "lua\n%s\n%s", name, resolved) > 0)
                 fn = reusable(opts, key, resolved);
-            if (fn == NULL && (resolved == NULL || fn_lua_load(name, resolved, opts->nthreads, opts->prewarm, &fn,
-                                                               err, sizeof(err)) != 0)) {
+            if (fn == NULL && (resolved == NULL || fn_lua_load(name, resolved, opts->nthreads, opts->prewarm, &fn, err,
+                                                               sizeof(err)) != 0)) {
                 char p[600];
                 cfg_path_key(p, sizeof(p), path, "lua");
                 cfg_error(errs, file, p, "%s", resolved != NULL ? err : "out of memory");

@@ -1,14 +1,10 @@
 /* admin: a one-thread h2o server for operators: /healthz, /admin/status, /admin/reload. */
 #include "admin.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +13,7 @@
 #include "../functions/fn_log.h"
 #include "reload.h"
 #include "respond.h"
+#include "server.h"
 
 static struct {
     h2o_globalconf_t globalconf;
@@ -86,32 +83,9 @@ static void *admin_main(void *arg)
 
 int gw_admin_start(const gw_listen *l, char *err, size_t cap)
 {
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, l->address, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(l->port);
-        sslen = sizeof(*sin);
-    } else if (inet_pton(AF_INET6, l->address, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(l->port);
-        sslen = sizeof(*sin6);
-    } else {
-        snprintf(err, cap, "admin address \"%s\" is not numeric", l->address);
+    int fd = gw_listen_socket(l, l->port, 0, NULL, err, cap);
+    if (fd < 0)
         return -1;
-    }
-    int on = 1;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 128) != 0) {
-        snprintf(err, cap, "cannot listen for admin on %s port %u: %s", l->address, l->port, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
     h2o_config_init(&A.globalconf);
     A.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("bffgate-admin"));
     A.globalconf.max_request_entity_size = 4096;

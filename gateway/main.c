@@ -171,18 +171,12 @@ int main(int argc, char **argv)
                (unsigned long long)snap->version);
     if (gw_reload_start(config, &server, lib_path, nlib_path, srv, err, sizeof(err)) != 0)
         fn_log_msg(FN_LOG_WARN, "%s: live reload is off", err);
+    int status = 0;
     if (server.has_admin && gw_admin_start(&server.admin, err, sizeof(err)) != 0) {
         fn_log_msg(FN_LOG_ERROR, "%s", err);
-        gw_reload_stop();
-        gw_server_stop(srv);
-        gw_server_wait(srv);
-        gw_server_free(&srv);
-        gw_live_clear();
-        gw_server_config_release(&server);
-        free(env_path);
-        return 1;
+        status = 1;
     }
-    for (;;) {
+    while (status == 0) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0)
             continue;
@@ -194,6 +188,7 @@ int main(int argc, char **argv)
                    (unsigned long long)server.drain_timeout_ms);
         break;
     }
+    /* Stop what can change the snapshot first, then drain the traffic. */
     gw_admin_stop();
     gw_reload_stop();
     gw_server_stop(srv);
@@ -203,5 +198,5 @@ int main(int argc, char **argv)
     gw_server_config_release(&server);
     free(env_path);
     fn_log_msg(FN_LOG_INFO, "stopped");
-    return 0;
+    return status;
 }

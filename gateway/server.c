@@ -34,7 +34,7 @@ typedef struct stop_message {
     h2o_multithread_message_t super;
 } stop_message;
 
-static int bind_listener(const gw_listen *l, unsigned port, unsigned *bound_port, char *err, size_t cap)
+int gw_listen_socket(const gw_listen *l, unsigned port, int reuseport, unsigned *bound_port, char *err, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -56,7 +56,7 @@ static int bind_listener(const gw_listen *l, unsigned port, unsigned *bound_port
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) ||
         (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
         bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 1024) != 0) {
@@ -222,7 +222,7 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
             goto Error;
         unsigned port = l->port;
         for (unsigned t = 0; t < srv->nworkers; ++t) {
-            int fd = bind_listener(l, port, t == 0 ? &port : NULL, err, cap);
+            int fd = gw_listen_socket(l, port, 1, t == 0 ? &port : NULL, err, cap);
             if (fd < 0)
                 goto Error;
             srv->workers[t].fds[i] = fd;

@@ -22,6 +22,11 @@
 
 typedef struct gw_server gw_server;
 
+/* A non-blocking listening socket on l->address:port (SO_REUSEPORT when reuseport, so each worker can
+ * have its own). *bound_port, when not NULL, gets the port bound (for port 0). Returns the fd, or -1
+ * with err set. */
+int gw_listen_socket(const gw_listen *l, unsigned port, int reuseport, unsigned *bound_port, char *err, size_t cap);
+
 /* Returns 0, or -1 with err set (bind failure, TLS setup failure...). */
 int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, size_t cap);
 /* The port a listener is bound to (resolved when the config asked for port 0). */

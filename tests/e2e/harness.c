@@ -192,6 +192,21 @@ char *e2e_log(const e2e_server *srv)
     return read_all(srv->log_path);
 }
 
+long e2e_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    }
+    if (f != NULL)
+        fclose(f);
+    return kb;
+}
+
 int e2e_run(const char *const *args, char **output)
 {
     char out_path[] = "/tmp/bffgate-e2e-run-XXXXXX";

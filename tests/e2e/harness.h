@@ -30,6 +30,9 @@ void e2e_cleanup(e2e_server *srv);
 /* The whole log (stderr) of the process so far, malloc'd. */
 char *e2e_log(const e2e_server *srv);
 
+/* The process's resident set size in kB (VmRSS), or -1. */
+long e2e_rss_kb(pid_t pid);
+
 /* Runs bffgate with args (NULL-terminated), capturing stdout+stderr; returns the exit status. */
 int e2e_run(const char *const *args, char **output);
 

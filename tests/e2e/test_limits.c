@@ -279,21 +279,6 @@ static void test_c_function_sleeping_past_its_deadline(void **state)
     e2e_response_release(&res);
 }
 
-static long rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = strtol(line + 6, NULL, 10);
-    }
-    if (f != NULL)
-        fclose(f);
-    return kb;
-}
-
 static void test_memory_bombs(void **state)
 {
     static const char *const kinds[] = {"/mem/rep", "/mem/table", "/mem/concat", "/mem/strings"};
@@ -304,7 +289,7 @@ static void test_memory_bombs(void **state)
         get(kinds[i % 4], &res);
         e2e_response_release(&res);
     }
-    long before = rss_kb(srv.pid);
+    long before = e2e_rss_kb(srv.pid);
     for (int round = 0; round < 5; ++round) {
         for (size_t i = 0; i < 4; ++i) {
             e2e_response res;
@@ -315,7 +300,7 @@ static void test_memory_bombs(void **state)
             e2e_response_release(&res);
         }
     }
-    long after = rss_kb(srv.pid);
+    long after = e2e_rss_kb(srv.pid);
     print_message("rss before %ld kB, after %ld kB\n", before, after);
     assert_true(before > 0 && after > 0);
     /* 20 bombs of 8 MiB each: RSS stays within a few MB of where it was. (Not under a sanitizer: ASan

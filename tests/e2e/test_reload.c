@@ -65,8 +65,8 @@ static void copy_file(const char *from, const char *to_rel)
 {
     char cmd[4096];
     /* Written aside, then renamed into place, as a deployment tool would. */
-    if (snprintf(cmd, sizeof(cmd), "mkdir -p '%s/obj' && cp '%s' '%s/%s.tmp' && mv '%s/%s.tmp' '%s/%s'", srv.dir,
-                 from, srv.dir, to_rel, srv.dir, to_rel, srv.dir, to_rel) >= (int)sizeof(cmd))
+    if (snprintf(cmd, sizeof(cmd), "mkdir -p '%s/obj' && cp '%s' '%s/%s.tmp' && mv '%s/%s.tmp' '%s/%s'", srv.dir, from,
+                 srv.dir, to_rel, srv.dir, to_rel, srv.dir, to_rel) >= (int)sizeof(cmd))
         fail_msg("path too long");
     assert_int_equal(system(cmd), 0);
 }
@@ -269,21 +269,6 @@ static int count_objects(pid_t pid)
     return n;
 }
 
-static long rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = strtol(line + 6, NULL, 10);
-    }
-    if (f != NULL)
-        fclose(f);
-    return kb;
-}
-
 static void reload_changing_everything(int i)
 {
     char lua[512];
@@ -308,12 +293,12 @@ static void test_no_leaks_after_many_reloads(void **state)
         reload_changing_everything(i);
     usleep(300000);
     int fds = count_fds(srv.pid), objects = count_objects(srv.pid);
-    long rss = rss_kb(srv.pid);
+    long rss = e2e_rss_kb(srv.pid);
     for (int i = 0; i < 200; ++i)
         reload_changing_everything(i);
     usleep(300000);
     int fds_after = count_fds(srv.pid), objects_after = count_objects(srv.pid);
-    long rss_after = rss_kb(srv.pid);
+    long rss_after = e2e_rss_kb(srv.pid);
     print_message("after 200 reloads: fds %d -> %d, C objects %d -> %d, RSS %ld -> %ld kB\n", fds, fds_after, objects,
                   objects_after, rss, rss_after);
     assert_true(fds_after <= fds + 2); /* an inotify watch or a socket may come and go */
