@@ -57,6 +57,9 @@ static int on_admin_request(h2o_handler_t *self, h2o_req_t *req)
         /* Builds the new snapshot on this thread: the traffic loops never wait for it. */
         int rc = gw_reload_now("POST /admin/reload", &body);
         send_json(req, rc == 0 ? 200 : 422, &body);
+    } else if (is(req, "POST", "/admin/rollback")) {
+        int rc = gw_reload_rollback(&body);
+        send_json(req, rc == 0 ? 200 : 409, &body);
     } else {
         gw_send_error(req, 404, "no such admin endpoint", NULL, h2o_iovec_init(H2O_STRLIT("admin")));
     }

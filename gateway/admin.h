@@ -13,6 +13,8 @@
  *   GET  /admin/status   200 {"version": N, "uptimeSeconds": S, "reloads": ..., "reloadFailures": ...,
  *                        "lastReload": {...}, "functions": [{"name","kind","version","path","loadedAt"}]}
  *   POST /admin/reload   200 {"reason","ok":true,...} or 422 with "errors" when the reload failed
+ *   POST /admin/rollback 200 {"ok":true,"version":N}: the version the last reload replaced serves again;
+ *                        409 when there is none
  * Anything else: 404 JSON. Start after the live snapshot is published; stop before exit.
  */
 int gw_admin_start(const gw_listen *listen, char *err, size_t cap);

@@ -42,7 +42,8 @@ static struct {
     int have_last;
     time_t last_at;
     double last_ms;
-    fn_buf last_details; /* JSON members: "errors": [...], "restartNeeded": [...] */
+    fn_buf last_details;    /* JSON members: "errors": [...], "restartNeeded": [...] */
+    bff_snapshot *previous; /* the snapshot the last reload replaced, for rollback (one reference) */
 } R = {.lock = PTHREAD_MUTEX_INITIALIZER, .inotify_fd = -1, .wake_fd = -1};
 
 static void watch_tree(const char *dir, int depth)
@@ -186,6 +187,10 @@ int gw_reload_now(const char *reason, fn_buf *result)
         ++R.reloads;
         fn_log_msg(FN_LOG_INFO, "reload (%s): version %llu is live (%.1f ms)", reason, (unsigned long long)version,
                    ms_since(&t0));
+        /* Keep the replaced snapshot for a rollback (it stays loaded: its states and objects). */
+        bff_snapshot_release(&R.previous);
+        R.previous = prev;
+        prev = NULL;
         gw_server_config_release(&next);
     }
     bff_snapshot_release(&prev);
@@ -299,7 +304,32 @@ void gw_reload_stop(void)
     free(R.config);
     R.config = NULL;
     fn_buf_release(&R.last_details);
+    bff_snapshot_release(&R.previous);
     pthread_mutex_unlock(&R.lock);
+}
+
+int gw_reload_rollback(fn_buf *result)
+{
+    pthread_mutex_lock(&R.lock);
+    int rc = -1;
+    char msg[160];
+    if (R.previous == NULL) {
+        snprintf(msg, sizeof(msg), "{\"ok\":false,\"error\":\"no previous version to roll back to\"}");
+    } else {
+        bff_snapshot *current = gw_live_acquire();
+        uint64_t version = R.previous->version;
+        gw_live_publish(R.previous); /* takes the reference */
+        R.previous = current;        /* a second rollback goes forward again */
+        if (R.server != NULL)
+            gw_server_snapshot_changed(R.server);
+        fn_log_msg(FN_LOG_WARN, "rollback: version %llu is live again", (unsigned long long)version);
+        snprintf(msg, sizeof(msg), "{\"ok\":true,\"version\":%llu}", (unsigned long long)version);
+        rc = 0;
+    }
+    if (result != NULL)
+        fn_buf_append_str(result, msg);
+    pthread_mutex_unlock(&R.lock);
+    return rc;
 }
 
 void gw_reload_status_json(fn_buf *out)

@@ -38,6 +38,11 @@ void gw_reload_request(void);
  * `result` is not NULL, appends a JSON object describing the outcome to it. Not on an event loop. */
 int gw_reload_now(const char *reason, fn_buf *result);
 
+/* Publishes again the snapshot the last successful reload replaced (POST /admin/rollback); the one it
+ * replaces becomes the "previous" one, so rolling back twice goes forward again. Returns 0, or -1 when
+ * there is nothing to roll back to. Appends a JSON result to `result` when not NULL. */
+int gw_reload_rollback(fn_buf *result);
+
 /* Appends the reload status as JSON members (no braces): "version", "reloads", "reloadFailures",
  * "lastReload": {...}, "functions": [...]. */
 void gw_reload_status_json(fn_buf *out);

@@ -347,6 +347,28 @@ static void test_configmap_symlink_swap(void **state)
     e2e_cleanup(&cm);
 }
 
+static void test_rollback(void **state)
+{
+    char lua[512];
+    greet_lua(lua, sizeof(lua), 6);
+    write_file("fn/greet.lua", lua);
+    e2e_response res;
+    assert_int_equal(admin_request("POST", "/admin/reload", &res), 0);
+    assert_int_equal(res.status, 200);
+    e2e_response_release(&res);
+    wait_for("/greet", 200, "\"first\":\"v6\"");
+    /* Back to the version before (v5, from the SIGHUP test), while the files still say v6. */
+    assert_int_equal(admin_request("POST", "/admin/rollback", &res), 0);
+    assert_int_equal(res.status, 200);
+    assert_non_null(strstr(res.body, "\"ok\":true"));
+    e2e_response_release(&res);
+    wait_for("/greet", 200, "\"first\":\"v5\"");
+    /* A second rollback goes forward again. */
+    assert_int_equal(admin_request("POST", "/admin/rollback", &res), 0);
+    e2e_response_release(&res);
+    wait_for("/greet", 200, "\"first\":\"v6\"");
+}
+
 static void test_sighup_reloads(void **state)
 {
     char lua[512];
@@ -368,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_broken_change_keeps_serving),
         cmocka_unit_test(test_c_function_and_routes_change_live),
         cmocka_unit_test(test_sighup_reloads),
+        cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_no_leaks_after_many_reloads),
         cmocka_unit_test(test_configmap_symlink_swap),
     };
