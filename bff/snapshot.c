@@ -209,7 +209,7 @@ static unsigned parse_methods(cfg_errors *errs, const char *file, const char *pa
 }
 
 static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, const char *file,
-                        void (*admit)(bff_waiter *), cfg_errors *errs)
+                        const bff_snapshot_options *opts, cfg_errors *errs)
 {
     size_t n = json_array_size(routes);
     fe->routes = calloc(n + 1, sizeof(*fe->routes));
@@ -270,7 +270,9 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             continue;
         }
         route->fn = fn_function_acquire(snap->functions[idx].fn);
-        bff_admission_init(&route->admission, route->limits.concurrency, route->limits.queue_max, admit);
+        bff_admission_init(&route->admission, route->limits.concurrency, route->limits.queue_max, opts->admit);
+        if (opts->route_stats_id != NULL && fe->name != NULL)
+            route->stats_id = opts->route_stats_id(fe->name, pattern);
         if (route->limits.rate_rps > 0 && (route->ratelimit = malloc(sizeof(*route->ratelimit))) != NULL)
             bff_ratelimit_init(route->ratelimit, route->limits.rate_rps, route->limits.rate_burst);
         ++fe->nroutes;
@@ -318,7 +320,7 @@ static void load_match(bff_frontend *fe, json_t *match, const char *file, cfg_er
     }
 }
 
-static void load_frontend(bff_snapshot *snap, const char *file, void (*admit)(bff_waiter *), cfg_errors *errs)
+static void load_frontend(bff_snapshot *snap, const char *file, const bff_snapshot_options *opts, cfg_errors *errs)
 {
     json_t *root = cfg_load_file(errs, file);
     if (root == NULL)
@@ -347,12 +349,12 @@ static void load_frontend(bff_snapshot *snap, const char *file, void (*admit)(bf
     if (!json_is_array(routes))
         cfg_error(errs, file, "routes", routes == NULL ? "missing required key" : "must be a list of routes");
     else
-        load_routes(snap, fe, routes, file, admit, errs);
+        load_routes(snap, fe, routes, file, opts, errs);
     json_decref(root);
 }
 
 /* Expands the "frontends" list (files or glob patterns) and loads each file. */
-static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, void (*admit)(bff_waiter *),
+static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, const bff_snapshot_options *opts,
                            cfg_errors *errs)
 {
     char **files = NULL;
@@ -385,7 +387,7 @@ static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, v
     snap->frontends = calloc(nfiles + 1, sizeof(*snap->frontends));
     for (size_t i = 0; i < nfiles; ++i) {
         if (snap->frontends != NULL && files[i] != NULL)
-            load_frontend(snap, files[i], admit, errs);
+            load_frontend(snap, files[i], opts, errs);
         free(files[i]);
     }
     free(files);
@@ -459,7 +461,7 @@ int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_option
         cfg_error(errs, file, "frontends",
                   frontends == NULL ? "missing required key" : "must be a non-empty list of frontend files");
     else
-        load_frontends(snap, frontends, file, opts->admit, errs);
+        load_frontends(snap, frontends, file, opts, errs);
 
     if (errs->count != errors_before) {
         snapshot_free(snap);

@@ -41,14 +41,6 @@ typedef struct bff_limits {
 #define BFF_DEFAULT_QUEUE_WAIT_MS 1000
 #define BFF_DEFAULT_MEMORY_MB 64
 
-/* Limit decisions per route (admission keeps its own counters). Atomic: any thread adds. */
-typedef struct bff_route_counters {
-    atomic_uint_fast64_t timeouts;
-    atomic_uint_fast64_t memory_stops;
-    atomic_uint_fast64_t errors;
-    atomic_uint_fast64_t client_gone;
-} bff_route_counters;
-
 typedef struct bff_route {
     char *pattern;
     unsigned methods;
@@ -56,7 +48,7 @@ typedef struct bff_route {
     bff_limits limits;
     bff_admission admission;  /* shared by all threads */
     bff_ratelimit *ratelimit; /* NULL without a rate limit */
-    bff_route_counters counters;
+    uint32_t stats_id;        /* the gateway's metrics id for (frontend, pattern); 0 when not tracked */
 } bff_route;
 
 typedef struct bff_frontend {
@@ -100,6 +92,8 @@ typedef struct bff_snapshot_options {
     /* The snapshot being replaced, or NULL: a function whose definition and content are unchanged is
      * shared with it (same fn_function, warm states kept) instead of loaded again. */
     const bff_snapshot *previous;
+    /* A stable metrics id for (frontend, route pattern), or NULL (ids are then 0). */
+    uint32_t (*route_stats_id)(const char *frontend, const char *pattern);
 } bff_snapshot_options;
 
 /*

@@ -54,7 +54,8 @@ typedef struct c_block {
 typedef struct c_response {
     fn_response *res;
     int refused;
-    size_t used;  /* bytes handed out by bfg_alloc and not freed */
+    size_t used; /* bytes handed out by bfg_alloc and not freed */
+    size_t peak;
     size_t limit; /* 0 = unlimited */
     c_block *blocks;
 } c_response;
@@ -74,6 +75,8 @@ static void *c_alloc(void *impl, size_t size)
         r->blocks->prev = b;
     r->blocks = b;
     r->used += size;
+    if (r->used > r->peak)
+        r->peak = r->used;
     return b->align;
 }
 
@@ -132,9 +135,12 @@ static const bfg_response_ops c_response_ops = {c_set_status, c_add_header, c_ap
 /* Runs the handler and turns its outcome into rc / res->error. */
 static int c_call(c_impl *impl, const bfg_event *event, size_t memory_limit, fn_response *res)
 {
-    c_response r = {res, 0, 0, memory_limit, NULL};
+    c_response r = {res, 0, 0, 0, memory_limit, NULL};
     bfg_response api = {&c_response_ops, &r};
+    uint64_t started = fn_now_ns();
     int rc = impl->handler(event, &api);
+    res->report.duration_ns = fn_now_ns() - started;
+    res->report.peak_bytes = r.peak;
     while (r.blocks != NULL)
         c_free(&r, r.blocks->align);
     if (rc != 0) {

@@ -40,6 +40,13 @@ typedef struct fn_header {
     size_t value_len;
 } fn_header;
 
+/* How an invocation went, for the per-invocation report (filled by the runtimes). */
+typedef struct fn_report {
+    uint64_t duration_ns; /* time spent in the function (Lua: across its slices; C: the call) */
+    size_t peak_bytes;    /* the most it held at once: Lua above its warm state, C through bfg_alloc */
+    int cold;             /* a state was created for it */
+} fn_report;
+
 /*
  * What a function answered. Owned by the caller: fn_response_init before the call,
  * fn_response_release after. On a failed invocation the response content is undefined and
@@ -52,6 +59,7 @@ typedef struct fn_response {
     size_t headers_cap;
     fn_buf body;
     int has_content_type;
+    fn_report report;
     char error[512];
 } fn_response;
 

@@ -1,14 +1,25 @@
-/* fn_log: JSON-lines log records written atomically to stderr. */
+/* fn_log: JSON-lines log records written atomically to stderr or a file, batched per event-loop thread. */
 #include "fn_log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 static atomic_int log_level = FN_LOG_INFO;
+/* Where records go. A reopen dup2()s the new file onto this descriptor, so writers never see a gap. */
+static atomic_int log_fd = STDERR_FILENO;
+static char *log_path;
+
+/* A thread that called fn_log_batch_begin collects its records here until fn_log_batch_flush. */
+static _Thread_local fn_buf *batch;
+static _Thread_local fn_buf batch_storage;
+#define BATCH_FLUSH_AT 4096
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -85,18 +96,87 @@ int fn_log_field_raw(fn_buf *buf, const char *key, const char *json, size_t len)
     return fn_buf_append(buf, json, len);
 }
 
+static void write_all(const char *data, size_t len)
+{
+    int fd = atomic_load_explicit(&log_fd, memory_order_relaxed);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+void fn_log_batch_begin(void)
+{
+    batch = &batch_storage;
+}
+
+void fn_log_batch_flush(void)
+{
+    if (batch != NULL && batch->len > 0) {
+        write_all(batch->data, batch->len);
+        batch->len = 0;
+    }
+}
+
+void fn_log_batch_end(void)
+{
+    fn_log_batch_flush();
+    if (batch != NULL)
+        fn_buf_release(batch);
+    batch = NULL;
+}
+
 void fn_log_write(fn_buf *buf)
 {
     if (fn_buf_append_str(buf, "}\n") == 0) {
-        size_t off = 0;
-        while (off < buf->len) {
-            ssize_t n = write(STDERR_FILENO, buf->data + off, buf->len - off);
-            if (n <= 0)
-                break;
-            off += (size_t)n;
+        /* Batched: whole lines, written together once per loop iteration (or when 4 KiB are waiting),
+         * so a write stays within PIPE_BUF and lines never interleave. */
+        if (batch != NULL && buf->len < BATCH_FLUSH_AT) {
+            if (batch->len + buf->len > BATCH_FLUSH_AT)
+                fn_log_batch_flush();
+            if (fn_buf_append(batch, buf->data, buf->len) == 0) {
+                fn_buf_release(buf);
+                return;
+            }
         }
+        write_all(buf->data, buf->len);
     }
     fn_buf_release(buf);
+}
+
+int fn_log_open(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    free(log_path);
+    log_path = strdup(path);
+    int old = atomic_load(&log_fd);
+    if (old == STDERR_FILENO) {
+        atomic_store(&log_fd, fd);
+    } else {
+        dup2(fd, old);
+        close(fd);
+    }
+    return 0;
+}
+
+int fn_log_reopen(void)
+{
+    if (log_path == NULL)
+        return 0;
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    /* dup2 replaces the descriptor atomically: concurrent writers go to the old or the new file. */
+    dup2(fd, atomic_load(&log_fd));
+    close(fd);
+    return 0;
 }
 
 void fn_log_msg(fn_log_level level, const char *fmt, ...)

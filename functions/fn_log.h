@@ -8,8 +8,8 @@
 #include "fn_buf.h"
 
 /*
- * Every log record is one JSON object on one line, written with a single write(2) to the log
- * file descriptor (stderr by default), so lines from several threads never interleave.
+ * Every log record is one JSON object on one line, written whole with a single write(2) to the log
+ * file descriptor (stderr by default, or a file), so lines from several threads never interleave.
  * Records below the current level are dropped before any formatting. Thread-safe; never blocks
  * beyond the write itself.
  */
@@ -34,6 +34,18 @@ int fn_log_field_int(fn_buf *buf, const char *key, long long value);
 /* Appends `"key":` followed by raw JSON text that the caller guarantees is valid. */
 int fn_log_field_raw(fn_buf *buf, const char *key, const char *json, size_t len);
 void fn_log_write(fn_buf *buf);
+
+/* Sends records to `path` (appended; created 0644) instead of stderr. Returns 0 or -errno. */
+int fn_log_open(const char *path);
+/* Reopens the log file (after logrotate moved it: SIGUSR1). No-op on stderr. Returns 0 or -errno. */
+int fn_log_reopen(void);
+
+/* Per-thread batching for event-loop threads: after fn_log_batch_begin, this thread's records are
+ * collected and written by fn_log_batch_flush (call it once per loop iteration) in one write, or as
+ * soon as 4 KiB are waiting. fn_log_batch_end flushes and stops batching. */
+void fn_log_batch_begin(void);
+void fn_log_batch_flush(void);
+void fn_log_batch_end(void);
 
 /* Convenience: one record with "msg" formatted printf-style. */
 void fn_log_msg(fn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -30,6 +30,7 @@ typedef struct lua_invocation lua_invocation;
 typedef struct lua_warm {
     lua_State *L;
     size_t used;
+    size_t peak;  /* the most `used` reached since the invocation started */
     size_t limit; /* 0 = unlimited */
     int handler_ref;
     int log_ref;
@@ -73,6 +74,9 @@ struct lua_invocation {
     void *timer; /* the host timer of a pending ctx.sleep */
     fn_done_cb done;
     void *data;
+    size_t base_bytes; /* the state's size when the invocation started */
+    uint64_t run_ns;   /* time spent running, across slices and sleeps excluded */
+    int cold;
 };
 
 static void *warm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -90,6 +94,8 @@ static void *warm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (p == NULL)
         return NULL;
     w->used = w->used - old + nsize;
+    if (w->used > w->peak)
+        w->peak = w->used;
     return p;
 }
 
@@ -608,6 +614,11 @@ static void pool_put(lua_pool *pool, lua_warm *w)
 static int finish(lua_invocation *inv, int rc, int discard)
 {
     lua_warm *w = inv->w;
+    if (inv->res != NULL) {
+        inv->res->report.duration_ns = inv->run_ns;
+        inv->res->report.peak_bytes = w->peak > inv->base_bytes ? w->peak - inv->base_bytes : 0;
+        inv->res->report.cold = inv->cold;
+    }
     lua_settop(w->L, 0);
     w->current = NULL;
     w->limit = 0;
@@ -645,9 +656,11 @@ static int step(lua_invocation *inv, int nargs)
 {
     lua_State *L = inv->w->L, *co = inv->co;
     int nres = 0;
+    uint64_t started = fn_now_ns();
     if (inv->call->host != NULL)
-        inv->slice_end_ns = fn_now_ns() + SLICE_NS;
+        inv->slice_end_ns = started + SLICE_NS;
     int status = lua_resume(co, L, nargs, &nres);
+    inv->run_ns += fn_now_ns() - started;
     /* A timeout caught by coroutine.resume in tail position ends the handler without another instruction
      * to interrupt: the handler returns normally, but the invocation still timed out. */
     if (inv->timed_out)
@@ -732,6 +745,7 @@ static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_
             return -ENOMEM;
         }
         ++pool->cold_starts;
+        inv->cold = 1;
     }
     inv->task.cancel = lua_cancel;
     inv->fn = fn;
@@ -749,6 +763,7 @@ static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_
     /* Unprotected but the allocator has no limit yet; a real out-of-memory here ends in Lua's panic. */
     inv->co = lua_newthread(L);
     w->limit = call->limits.memory_bytes != 0 ? w->used + call->limits.memory_bytes : 0;
+    inv->base_bytes = w->peak = w->used;
     if (inv->deadline_ns != 0 || call->host != NULL)
         lua_sethook(inv->co, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
     lua_rawgeti(inv->co, LUA_REGISTRYINDEX, w->handler_ref);

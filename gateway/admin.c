@@ -11,6 +11,8 @@
 #include <h2o.h>
 
 #include "../functions/fn_log.h"
+#include "live.h"
+#include "metrics.h"
 #include "reload.h"
 #include "respond.h"
 #include "server.h"
@@ -22,6 +24,7 @@ static struct {
     h2o_socket_t *listener;
     pthread_t thread;
     atomic_int stopping;
+    atomic_int draining;
     int running;
     time_t started_at;
 } A;
@@ -40,11 +43,96 @@ static int is(h2o_req_t *req, const char *method, const char *path)
            h2o_memis(req->path_normalized.base, req->path_normalized.len, path, strlen(path));
 }
 
+/* {"version": N, "frontends": [{"name", "match": {...}, "routes": [{"methods", "path", "function", "limits"}]}]} */
+static void routes_json(fn_buf *out)
+{
+    bff_snapshot *snap = gw_live_acquire();
+    char num[320];
+    snprintf(num, sizeof(num), "{\"version\":%llu,\"frontends\":[",
+             snap != NULL ? (unsigned long long)snap->version : 0ULL);
+    fn_buf_append_str(out, num);
+    for (size_t f = 0; snap != NULL && f < snap->nfrontends; ++f) {
+        const bff_frontend *fe = &snap->frontends[f];
+        if (f > 0)
+            fn_buf_append_char(out, ',');
+        fn_buf_append_str(out, "{\"name\":");
+        fn_buf_append_json_string(out, fe->name, strlen(fe->name));
+        fn_buf_append_str(out, ",\"match\":{");
+        const char *sep = "";
+        if (fe->path_prefix != NULL) {
+            fn_buf_append_str(out, "\"path_prefix\":");
+            fn_buf_append_json_string(out, fe->path_prefix, fe->path_prefix_len);
+            sep = ",";
+        }
+        if (fe->host != NULL) {
+            fn_buf_append_str(out, sep);
+            fn_buf_append_str(out, "\"host\":");
+            fn_buf_append_json_string(out, fe->host, strlen(fe->host));
+            sep = ",";
+        }
+        if (fe->header_name != NULL) {
+            fn_buf_append_str(out, sep);
+            fn_buf_append_str(out, "\"header\":{\"name\":");
+            fn_buf_append_json_string(out, fe->header_name, strlen(fe->header_name));
+            fn_buf_append_str(out, ",\"value\":");
+            fn_buf_append_json_string(out, fe->header_value, strlen(fe->header_value));
+            fn_buf_append_char(out, '}');
+        }
+        fn_buf_append_str(out, "},\"routes\":[");
+        for (size_t r = 0; r < fe->nroutes; ++r) {
+            const bff_route *route = &fe->routes[r];
+            char methods[128];
+            bff_method_list(route->methods, methods, sizeof(methods));
+            if (r > 0)
+                fn_buf_append_char(out, ',');
+            fn_buf_append_str(out, "{\"methods\":");
+            fn_buf_append_json_string(out, methods, strlen(methods));
+            fn_buf_append_str(out, ",\"path\":");
+            fn_buf_append_json_string(out, route->pattern, strlen(route->pattern));
+            fn_buf_append_str(out, ",\"function\":");
+            fn_buf_append_json_string(out, route->fn->name, strlen(route->fn->name));
+            const bff_limits *l = &route->limits;
+            snprintf(num, sizeof(num),
+                     ",\"limits\":{\"timeout_ms\":%llu,\"concurrency\":%llu,\"queue_max\":%llu,"
+                     "\"queue_wait_ms\":%llu,\"memory_mb\":%llu,\"rate_limit\":",
+                     (unsigned long long)l->timeout_ms, (unsigned long long)l->concurrency,
+                     (unsigned long long)l->queue_max, (unsigned long long)l->queue_wait_ms,
+                     (unsigned long long)l->memory_mb);
+            fn_buf_append_str(out, num);
+            if (l->rate_rps > 0)
+                snprintf(num, sizeof(num), "{\"rps\":%g,\"burst\":%g}}}", l->rate_rps, l->rate_burst);
+            else
+                snprintf(num, sizeof(num), "null}}");
+            fn_buf_append_str(out, num);
+        }
+        fn_buf_append_str(out, "]}");
+    }
+    fn_buf_append_str(out, "]}");
+    bff_snapshot_release(&snap);
+}
+
 static int on_admin_request(h2o_handler_t *self, h2o_req_t *req)
 {
     fn_buf body = FN_BUF_INIT;
     if (is(req, "GET", "/healthz")) {
         fn_buf_append_str(&body, "{\"status\":\"ok\"}");
+        send_json(req, 200, &body);
+    } else if (is(req, "GET", "/readyz")) {
+        bff_snapshot *snap = gw_live_acquire();
+        int ready = snap != NULL && !atomic_load(&A.draining);
+        bff_snapshot_release(&snap);
+        fn_buf_append_str(&body, ready                      ? "{\"status\":\"ready\"}"
+                                 : atomic_load(&A.draining) ? "{\"status\":\"draining\"}"
+                                                            : "{\"status\":\"no configuration\"}");
+        send_json(req, ready ? 200 : 503, &body);
+    } else if (is(req, "GET", "/metrics")) {
+        gw_metrics_render(&body);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+        gw_respond(req, 200, body.data, body.len);
+        fn_buf_release(&body);
+    } else if (is(req, "GET", "/admin/routes")) {
+        routes_json(&body);
         send_json(req, 200, &body);
     } else if (is(req, "GET", "/admin/status")) {
         char head[96];
@@ -111,6 +199,11 @@ int gw_admin_start(const gw_listen *l, char *err, size_t cap)
     A.running = 1;
     fn_log_msg(FN_LOG_INFO, "admin listening on %s:%u", l->address, l->port);
     return 0;
+}
+
+void gw_admin_set_draining(void)
+{
+    atomic_store(&A.draining, 1);
 }
 
 void gw_admin_stop(void)

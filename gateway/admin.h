@@ -9,7 +9,10 @@
 /*
  * Serves, on server.admin (loopback by default; separate from the traffic listeners and thread, so
  * it answers while the gateway is flooded):
- *   GET  /healthz        200 {"status":"ok"}
+ *   GET  /healthz        200 {"status":"ok"} (the process is alive)
+ *   GET  /readyz         200 once a snapshot is live and listeners are up; 503 while draining
+ *   GET  /metrics        Prometheus text format (see metrics.h)
+ *   GET  /admin/routes   the live route table of each frontend, with each route's limits
  *   GET  /admin/status   200 {"version": N, "uptimeSeconds": S, "reloads": ..., "reloadFailures": ...,
  *                        "lastReload": {...}, "functions": [{"name","kind","version","path","loadedAt"}]}
  *   POST /admin/reload   200 {"reason","ok":true,...} or 422 with "errors" when the reload failed
@@ -18,6 +21,8 @@
  * Anything else: 404 JSON. Start after the live snapshot is published; stop before exit.
  */
 int gw_admin_start(const gw_listen *listen, char *err, size_t cap);
+/* /readyz answers 503 from now on (called when the drain starts). Any thread. */
+void gw_admin_set_draining(void);
 void gw_admin_stop(void);
 
 #endif

@@ -8,16 +8,19 @@
 #include <unistd.h>
 
 #include "../functions/fn_log.h"
+#include "metrics.h"
 #include "request.h"
 
-static const char *const server_keys[] = {"listen",    "threads",          "max_body_bytes", "drain_timeout_ms",
-                                          "log_level", "function_threads", "admin",          NULL};
+static const char *const server_keys[] = {
+    "listen",           "threads", "max_body_bytes", "drain_timeout_ms", "log_level",
+    "function_threads", "admin",   "log_file",       "access_log",       NULL};
 static const char *const admin_keys[] = {"address", "port", NULL};
 static const char *const listen_keys[] = {"address", "port", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", NULL};
 
 void gw_server_config_release(gw_server_config *cfg)
 {
+    free(cfg->log_file);
     for (size_t i = 0; i < cfg->nlisten; ++i) {
         free(cfg->listen[i].tls_certificate);
         free(cfg->listen[i].tls_key);
@@ -89,6 +92,7 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
 {
     cfg->max_body_bytes = GW_DEFAULT_MAX_BODY_BYTES;
     cfg->function_threads = GW_DEFAULT_FUNCTION_THREADS;
+    cfg->access_log = 1;
     cfg->drain_timeout_ms = GW_DEFAULT_DRAIN_TIMEOUT_MS;
     cfg->log_level = FN_LOG_INFO;
     json_t *server = NULL;
@@ -124,6 +128,10 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
         cfg->admin.port = (uint16_t)port;
         cfg->has_admin = 1;
     }
+    const char *log_file = NULL;
+    if (cfg_get_string(errs, file, "server", server, "log_file", 0, &log_file) == 1)
+        cfg->log_file = cfg_resolve_path(file, log_file);
+    cfg_get_bool(errs, file, "server", server, "access_log", &cfg->access_log);
     const char *level = NULL;
     if (cfg_get_string(errs, file, "server", server, "log_level", 0, &level) == 1) {
         fn_log_level parsed;
@@ -159,7 +167,8 @@ int gw_config_reload(const char *file, unsigned threads_override, const char *co
         server->threads = threads_override;
     if (server->threads == 0)
         server->threads = cpu_count();
-    bff_snapshot_options opts = {server->threads, 1, lib_path, nlib_path, gw_request_admit, previous};
+    bff_snapshot_options opts = {server->threads,  1,        lib_path,           nlib_path,
+                                 gw_request_admit, previous, gw_metrics_route_id};
     bff_snapshot *built = NULL;
     int rc = bff_snapshot_build(root, file, &opts, &built, errs);
     json_decref(root);

@@ -30,7 +30,9 @@ typedef struct gw_server_config {
     unsigned function_threads; /* most threads of the C function pool */
     uint64_t max_body_bytes;
     uint64_t drain_timeout_ms;
-    int log_level; /* fn_log_level */
+    int log_level;  /* fn_log_level */
+    char *log_file; /* NULL: stderr */
+    int access_log; /* one JSON line per request and one per invocation (default on) */
 } gw_server_config;
 
 void gw_server_config_release(gw_server_config *cfg);

@@ -16,6 +16,7 @@
 #include "admin.h"
 #include "live.h"
 #include "reload.h"
+#include "request.h"
 #include "server.h"
 
 #ifndef BFFGATE_VERSION
@@ -126,6 +127,14 @@ int main(int argc, char **argv)
         return 1;
     }
     fn_log_set_level((fn_log_level)server.log_level);
+    gw_access_log_set(server.access_log);
+    if (!check && server.log_file != NULL) {
+        int rc = fn_log_open(server.log_file);
+        if (rc != 0) {
+            fprintf(stderr, "bffgate: cannot open the log file %s: %s\n", server.log_file, strerror(-rc));
+            return 1;
+        }
+    }
     if (log_level != NULL) {
         fn_log_level level;
         if (fn_log_level_parse(log_level, strlen(log_level), &level) != 0) {
@@ -152,6 +161,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     fn_pool_set_max_threads(server.function_threads);
@@ -184,15 +194,23 @@ int main(int argc, char **argv)
             gw_reload_request();
             continue;
         }
+        if (sig == SIGUSR1) {
+            int rc = fn_log_reopen(); /* after logrotate moved the file */
+            if (rc != 0)
+                fn_log_msg(FN_LOG_ERROR, "SIGUSR1: cannot reopen the log file: %s", strerror(-rc));
+            continue;
+        }
         fn_log_msg(FN_LOG_INFO, "%s: draining (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                    (unsigned long long)server.drain_timeout_ms);
         break;
     }
-    /* Stop what can change the snapshot first, then drain the traffic. */
-    gw_admin_stop();
+    /* Not ready any more (/readyz answers 503), no more reloads, then drain the traffic; the admin
+     * listener goes last so health checks see the drain. */
+    gw_admin_set_draining();
     gw_reload_stop();
     gw_server_stop(srv);
     gw_server_wait(srv);
+    gw_admin_stop();
     gw_server_free(&srv);
     gw_live_clear();
     gw_server_config_release(&server);

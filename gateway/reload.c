@@ -17,9 +17,11 @@
 
 #include "../functions/fn_log.h"
 #include "live.h"
+#include "request.h"
 #include "server.h"
 
 #define DEBOUNCE_MS 50
+#define DEBOUNCE_MAX_MS 500 /* changes that never pause still reload this often */
 #define WATCH_DEPTH 3
 #define WATCH_EVENTS                                                                                                   \
     (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MODIFY)
@@ -120,6 +122,9 @@ static size_t note_restart_needed(const gw_server_config *next, fn_buf *out)
         changed[n++] = "server.drain_timeout_ms";
     if (next->function_threads != R.running.function_threads)
         changed[n++] = "server.function_threads";
+    if ((next->log_file == NULL) != (R.running.log_file == NULL) ||
+        (next->log_file != NULL && strcmp(next->log_file, R.running.log_file) != 0))
+        changed[n++] = "server.log_file";
     fn_buf_append_str(out, ",\"restartNeeded\":[");
     for (size_t i = 0; i < n; ++i) {
         if (i > 0)
@@ -180,6 +185,7 @@ int gw_reload_now(const char *reason, fn_buf *result)
     } else {
         note_restart_needed(&next, &R.last_details);
         fn_log_set_level((fn_log_level)next.log_level);
+        gw_access_log_set(next.access_log);
         uint64_t version = snap->version;
         gw_live_publish(snap); /* takes the reference */
         if (R.server != NULL)
@@ -207,14 +213,47 @@ int gw_reload_now(const char *reason, fn_buf *result)
     return rc == 0 ? 0 : -1;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Only what can change the config counts: JSON, Lua and shared objects, directories, and the ..data swap of
+ * a ConfigMap. Log files, editor swap files and the like in the same directory do not trigger reloads. */
+static int is_relevant(const struct inotify_event *ev)
+{
+    if (ev->mask & (IN_ISDIR | IN_DELETE_SELF | IN_IGNORED | IN_Q_OVERFLOW))
+        return 1;
+    if (ev->len == 0)
+        return 1;
+    const char *name = ev->name;
+    return strncmp(name, "..", 2) == 0 || ends_with(name, ".json") || ends_with(name, ".lua") || ends_with(name, ".so");
+}
+
 static void *reloader_main(void *arg)
 {
     (void)arg;
     int pending = 0;
+    uint64_t first_ns = 0, last_ns = 0;
+    const uint64_t debounce = DEBOUNCE_MS * 1000000ULL, patience = DEBOUNCE_MAX_MS * 1000000ULL;
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     while (!atomic_load(&R.stopping)) {
+        int timeout = -1;
+        if (pending) {
+            uint64_t due = last_ns + debounce < first_ns + patience ? last_ns + debounce : first_ns + patience;
+            uint64_t now = now_ns();
+            timeout = due > now ? (int)((due - now) / 1000000ULL) + 1 : 0;
+        }
         struct pollfd fds[2] = {{R.wake_fd, POLLIN, 0}, {R.inotify_fd, POLLIN, 0}};
-        int n = poll(fds, R.inotify_fd >= 0 ? 2 : 1, pending ? DEBOUNCE_MS : -1);
+        int n = poll(fds, R.inotify_fd >= 0 ? 2 : 1, timeout);
         if (n < 0 && errno != EINTR)
             break;
         if (atomic_load(&R.stopping))
@@ -225,12 +264,25 @@ static void *reloader_main(void *arg)
                 gw_reload_now("SIGHUP", NULL);
         }
         if (n > 0 && R.inotify_fd >= 0 && (fds[1].revents & POLLIN)) {
-            while (read(R.inotify_fd, buf, sizeof(buf)) > 0)
-                ;
-            pending = 1; /* wait for DEBOUNCE_MS of quiet */
-            continue;
+            ssize_t got;
+            int relevant = 0;
+            while ((got = read(R.inotify_fd, buf, sizeof(buf))) > 0) {
+                for (char *p = buf; p < buf + got;) {
+                    const struct inotify_event *ev = (const struct inotify_event *)p;
+                    relevant |= is_relevant(ev);
+                    p += sizeof(*ev) + ev->len;
+                }
+            }
+            if (relevant) {
+                last_ns = now_ns();
+                if (!pending)
+                    first_ns = last_ns;
+                pending = 1;
+            }
         }
-        if (n == 0 && pending) {
+        /* DEBOUNCE_MS of quiet after the last relevant change, or DEBOUNCE_MAX_MS after the first. */
+        uint64_t now = now_ns();
+        if (pending && (now >= last_ns + debounce || now >= first_ns + patience)) {
             pending = 0;
             gw_reload_now("file change", NULL);
         }
@@ -252,6 +304,7 @@ int gw_reload_start(const char *config, const gw_server_config *running, const c
         R.config = strdup(config);
     }
     R.running = *running;
+    R.running.log_file = running->log_file != NULL ? strdup(running->log_file) : NULL;
     /* The TLS paths are compared by value: keep our own copies. */
     for (size_t i = 0; i < R.running.nlisten; ++i) {
         if (running->listen[i].tls_certificate != NULL)
@@ -305,6 +358,14 @@ void gw_reload_stop(void)
     R.config = NULL;
     fn_buf_release(&R.last_details);
     bff_snapshot_release(&R.previous);
+    pthread_mutex_unlock(&R.lock);
+}
+
+void gw_reload_counts(uint64_t *reloads, uint64_t *failures)
+{
+    pthread_mutex_lock(&R.lock);
+    *reloads = R.reloads;
+    *failures = R.failures;
     pthread_mutex_unlock(&R.lock);
 }
 

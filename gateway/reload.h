@@ -3,6 +3,7 @@
 #define GW_RELOAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../functions/fn_buf.h"
 #include "gw_config.h"
@@ -19,7 +20,7 @@ struct gw_server;
  * reference so the old snapshot is freed when its last request ends. A failed reload leaves the
  * running snapshot serving and is logged with every error and counted.
  *
- * Settings of the "server" object other than log_level cannot change live: a reload that changes
+ * Settings of the "server" object other than log_level and access_log cannot change live: a reload that changes
  * them logs that a restart is needed and applies everything else.
  *
  * All functions here are thread-safe; reloads are serialized.
@@ -42,6 +43,9 @@ int gw_reload_now(const char *reason, fn_buf *result);
  * replaces becomes the "previous" one, so rolling back twice goes forward again. Returns 0, or -1 when
  * there is nothing to roll back to. Appends a JSON result to `result` when not NULL. */
 int gw_reload_rollback(fn_buf *result);
+
+/* Successful and failed reloads so far. */
+void gw_reload_counts(uint64_t *reloads, uint64_t *failures);
 
 /* Appends the reload status as JSON members (no braces): "version", "reloads", "reloadFailures",
  * "lastReload": {...}, "functions": [...]. */

@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "../functions/fn_log.h"
 #include "event.h"
+#include "metrics.h"
 #include "respond.h"
 #include "worker.h"
 
@@ -73,6 +75,89 @@ static void log_decision(gw_request *gr, fn_log_level level, const char *decisio
     fn_log_write(&buf);
 }
 
+static atomic_int access_log_on = 1;
+
+void gw_access_log_set(int on)
+{
+    atomic_store_explicit(&access_log_on, on, memory_order_relaxed);
+}
+
+static void event(gw_request *gr, gw_route_event ev)
+{
+    gw_metrics_event(gr->w->index, gr->route->stats_id, ev);
+}
+
+/* The client's address as text, for the access log. */
+static size_t client_text(h2o_req_t *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    out[0] = '\0';
+    if (len == 0)
+        return 0;
+    const void *addr = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                               : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (inet_ntop(ss.ss_family, addr, out, (socklen_t)cap) == NULL)
+        out[0] = '\0';
+    return strlen(out);
+}
+
+/* Once per request: metrics, then the access log line (time, id, frontend, route, method, path, status,
+ * duration, bytes, client, config version). */
+static void record(gw_request *gr, int status, size_t bytes)
+{
+    uint64_t duration = fn_now_ns() - gr->call.start_ns;
+    gw_metrics_request(gr->w->index, gr->route->stats_id, status, duration);
+    if (!atomic_load_explicit(&access_log_on, memory_order_relaxed) || !fn_log_enabled(FN_LOG_INFO))
+        return;
+    fn_buf buf = FN_BUF_INIT;
+    fn_log_begin(&buf, FN_LOG_INFO);
+    fn_log_field_str(&buf, "log", "access", 6);
+    fn_log_field_str(&buf, "requestId", gr->id, gr->id_len);
+    fn_log_field_str(&buf, "frontend", gr->fe->name, strlen(gr->fe->name));
+    fn_log_field_str(&buf, "route", gr->route->pattern, strlen(gr->route->pattern));
+    if (gr->req != NULL) {
+        char client[64];
+        size_t clen = client_text(gr->req, client, sizeof(client));
+        fn_log_field_str(&buf, "method", gr->req->method.base, gr->req->method.len);
+        size_t plen = gr->req->query_at != SIZE_MAX ? gr->req->query_at : gr->req->path.len;
+        fn_log_field_str(&buf, "path", gr->req->path.base, plen > 512 ? 512 : plen);
+        fn_log_field_str(&buf, "client", client, clen);
+    }
+    fn_log_field_int(&buf, "status", status);
+    char ms[32];
+    int n = snprintf(ms, sizeof(ms), "%.3f", (double)duration / 1e6);
+    fn_log_field_raw(&buf, "durationMs", ms, (size_t)n);
+    fn_log_field_int(&buf, "bytes", (long long)bytes);
+    fn_log_field_int(&buf, "config", (long long)gr->snap->version);
+    fn_log_write(&buf);
+}
+
+/* Once per invocation, in the spirit of Lambda's REPORT line. */
+static void report(gw_request *gr, int rc)
+{
+    event(gr, GW_EV_INVOCATION);
+    if (!atomic_load_explicit(&access_log_on, memory_order_relaxed) || !fn_log_enabled(FN_LOG_INFO))
+        return;
+    const fn_function *fn = gr->route->fn;
+    const fn_report *r = &gr->res.report;
+    static const char *const outcomes[] = {"ok", "error", "timeout", "memory_limit", "cancelled"};
+    int o = rc == 0 ? 0 : rc == -ETIMEDOUT ? 2 : rc == -ENOMEM ? 3 : rc == -ECANCELED ? 4 : 1;
+    fn_buf buf = FN_BUF_INIT;
+    fn_log_begin(&buf, FN_LOG_INFO);
+    fn_log_field_str(&buf, "log", "report", 6);
+    fn_log_field_str(&buf, "requestId", gr->id, gr->id_len);
+    fn_log_field_str(&buf, "function", fn->name, strlen(fn->name));
+    fn_log_field_str(&buf, "version", fn->version, strlen(fn->version));
+    char ms[32];
+    int n = snprintf(ms, sizeof(ms), "%.3f", (double)r->duration_ns / 1e6);
+    fn_log_field_raw(&buf, "durationMs", ms, (size_t)n);
+    fn_log_field_int(&buf, "peakMemoryBytes", (long long)r->peak_bytes);
+    fn_log_field_str(&buf, "start", r->cold ? "cold" : "warm", r->cold ? 4 : 4);
+    fn_log_field_str(&buf, "outcome", outcomes[o], strlen(outcomes[o]));
+    fn_log_write(&buf);
+}
+
 static void stop_timers(gw_request *gr)
 {
     if (h2o_timeout_is_linked(&gr->deadline))
@@ -110,6 +195,7 @@ static void settle(gw_request *gr)
 static void answer_error(gw_request *gr, int status, const char *message, const char *limit)
 {
     settle(gr);
+    record(gr, status, 0);
     if (gr->req != NULL)
         gw_send_error(gr->req, status, message, limit, id_of(gr));
 }
@@ -117,6 +203,8 @@ static void answer_error(gw_request *gr, int status, const char *message, const 
 static void answer_throttled(gw_request *gr, const char *message)
 {
     settle(gr);
+    event(gr, GW_EV_THROTTLED_CONCURRENCY);
+    record(gr, 429, 0);
     if (gr->req != NULL) {
         gw_add_header(gr->req, H2O_STRLIT("retry-after"), H2O_STRLIT("1"));
         gw_send_error(gr->req, 429, message, "concurrency", id_of(gr));
@@ -155,6 +243,8 @@ static int rate_limited(gw_request *gr)
     bff_admission_count_throttled(&gr->route->admission);
     log_decision(gr, FN_LOG_DEBUG, "rate_limited", NULL);
     settle(gr);
+    event(gr, GW_EV_THROTTLED_RATE);
+    record(gr, 429, 0);
     char *retry = h2o_mem_alloc_pool(&gr->req->pool, 24);
     int n = snprintf(retry, 24, "%llu", (unsigned long long)((wait_ms + 999) / 1000));
     gw_add_header(gr->req, H2O_STRLIT("retry-after"), retry, (size_t)n);
@@ -166,21 +256,22 @@ static void on_done(void *data, int rc)
 {
     gw_request *gr = data;
     gr->task = NULL;
-    bff_route *route = gr->route;
+    report(gr, rc);
     if (rc == 0) {
         settle(gr);
+        record(gr, gr->res.status, gr->res.body.len);
         if (gr->req != NULL)
             gw_send_function_response(gr->req, &gr->res);
     } else if (rc == -ETIMEDOUT) {
-        atomic_fetch_add_explicit(&route->counters.timeouts, 1, memory_order_relaxed);
+        event(gr, GW_EV_TIMEOUT);
         log_decision(gr, FN_LOG_WARN, "timeout", gr->res.error);
         answer_error(gr, 504, "the route did not finish before its timeout", "timeout_ms");
     } else if (rc == -ENOMEM) {
-        atomic_fetch_add_explicit(&route->counters.memory_stops, 1, memory_order_relaxed);
+        event(gr, GW_EV_MEMORY_LIMIT);
         log_decision(gr, FN_LOG_WARN, "memory_limit", gr->res.error);
         answer_error(gr, 500, "the function exceeded its memory limit", "memory_mb");
     } else {
-        atomic_fetch_add_explicit(&route->counters.errors, 1, memory_order_relaxed);
+        event(gr, GW_EV_FUNCTION_ERROR);
         log_decision(gr, FN_LOG_ERROR, "function_error", gr->res.error);
         answer_error(gr, 500, "the function failed", NULL);
     }
@@ -215,7 +306,7 @@ static void start_invocation(gw_request *gr)
 static void on_deadline(h2o_timeout_entry_t *entry)
 {
     gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, deadline, entry);
-    atomic_fetch_add_explicit(&gr->route->counters.timeouts, 1, memory_order_relaxed);
+    event(gr, GW_EV_TIMEOUT);
     log_decision(gr, FN_LOG_WARN, "timeout", gr->state == STATE_QUEUED ? "deadline reached while queued" : NULL);
     answer_error(gr, 504, "the route did not finish before its timeout", "timeout_ms");
 }
@@ -262,9 +353,10 @@ static void on_req_disposed(void *holder)
     gw_request *gr = *(gw_request **)holder;
     gr->req = NULL;
     if (gr->state != STATE_ANSWERED) {
-        atomic_fetch_add_explicit(&gr->route->counters.client_gone, 1, memory_order_relaxed);
+        event(gr, GW_EV_CLIENT_GONE);
         log_decision(gr, FN_LOG_INFO, "client_gone", gr->state == STATE_QUEUED ? "while queued" : "while running");
         settle(gr);
+        record(gr, 499, 0);
     }
     unref(gr);
 }
@@ -280,7 +372,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
         char c;
         ssize_t n = recv(gr->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            atomic_fetch_add_explicit(&gr->route->counters.client_gone, 1, memory_order_relaxed);
+            event(gr, GW_EV_CLIENT_GONE);
             log_decision(gr, FN_LOG_INFO, "client_gone", gr->state == STATE_QUEUED ? "while queued" : "while running");
             /* The answer finishes h2o's request; its write fails and h2o closes the connection. */
             answer_error(gr, 499, "the client closed the connection", NULL);

@@ -31,6 +31,9 @@ void gw_request_run(struct gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_sna
 /* admission.h's admit callback for every route (any thread): posts the waiter to its worker. */
 void gw_request_admit(bff_waiter *waiter);
 
+/* Switches the access log (one line per request, one per invocation) on or off. Any thread. */
+void gw_access_log_set(int on);
+
 /* Worker setup and teardown of what requests need (timers, message receivers, the disconnect sweep). */
 void gw_requests_init(struct gw_worker *w);
 void gw_requests_dispose(struct gw_worker *w);

@@ -162,12 +162,18 @@ static void *worker_main(void *arg)
         w->listeners[i]->data = &w->accept[i];
         h2o_socket_read_start(w->listeners[i], on_accept);
     }
-    while (!w->stopping)
+    fn_log_batch_begin();
+    while (!w->stopping) {
         h2o_evloop_run(w->ctx.loop, INT32_MAX);
+        fn_log_batch_flush();
+    }
 
     uint64_t deadline = fn_now_ns() + srv->cfg.drain_timeout_ms * 1000000ULL;
-    while (has_connections(w) && fn_now_ns() < deadline)
+    while (has_connections(w) && fn_now_ns() < deadline) {
         h2o_evloop_run(w->ctx.loop, 50);
+        fn_log_batch_flush();
+    }
+    fn_log_batch_end();
     gw_live_cache_release(&w->live);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
     gw_requests_dispose(w);

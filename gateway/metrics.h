@@ -1,0 +1,45 @@
+/* metrics: per-route counters and latency histograms in per-thread shards, rendered for Prometheus on scrape. */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../functions/fn_buf.h"
+
+/*
+ * Every route (frontend + pattern) gets a stable id from a process-wide registry, so its counters
+ * survive reloads (Prometheus counters only go up). Each worker thread writes its own shard with
+ * plain relaxed stores (no lock, no atomic read-modify-write on the request path); a scrape sums
+ * the shards. Ids are assigned while a snapshot is built (off the loops, under a mutex).
+ */
+
+#define GW_METRICS_MAX_ROUTES 16384
+#define GW_METRICS_MAX_THREADS 256
+
+typedef enum gw_route_event {
+    GW_EV_THROTTLED_CONCURRENCY,
+    GW_EV_THROTTLED_RATE,
+    GW_EV_TIMEOUT,
+    GW_EV_MEMORY_LIMIT,
+    GW_EV_FUNCTION_ERROR,
+    GW_EV_CLIENT_GONE,
+    GW_EV_INVOCATION,
+    GW_EV_COUNT
+} gw_route_event;
+
+/* Returns the id of (frontend, pattern), creating it; 0 means "not tracked" (registry full). Any thread. */
+uint32_t gw_metrics_route_id(const char *frontend, const char *pattern);
+
+/* Sets the number of worker threads (before they start). */
+void gw_metrics_init(unsigned threads);
+
+/* On worker `thread`: a request of route `id` answered `status` after `duration_ns`. */
+void gw_metrics_request(unsigned thread, uint32_t id, int status, uint64_t duration_ns);
+/* On worker `thread`: one limit decision or outcome for route `id`. */
+void gw_metrics_event(unsigned thread, uint32_t id, gw_route_event ev);
+
+/* Appends the whole Prometheus text exposition (routes, functions, reloads, process). Any thread. */
+void gw_metrics_render(fn_buf *out);
+
+#endif
