@@ -187,10 +187,9 @@ static bfg_str copy_str(char **cursor, bfg_str s)
     return out;
 }
 
-static const bfg_pair *copy_pairs(char **cursor, const bfg_pair *pairs, size_t n)
+/* Fills `out` (already placed) with copies of the pairs' strings taken from *cursor. */
+static const bfg_pair *copy_pairs(bfg_pair *out, char **cursor, const bfg_pair *pairs, size_t n)
 {
-    bfg_pair *out = (bfg_pair *)*cursor;
-    *cursor += n * sizeof(bfg_pair);
     for (size_t i = 0; i < n; ++i) {
         out[i].name = copy_str(cursor, pairs[i].name);
         out[i].value = copy_str(cursor, pairs[i].value);
@@ -198,7 +197,7 @@ static const bfg_pair *copy_pairs(char **cursor, const bfg_pair *pairs, size_t n
     return out;
 }
 
-/* Allocates the job with the event's arrays first (pointer-aligned), then its strings. */
+/* Allocates the job with a deep copy of the event in the same block. */
 static c_job *job_new(const bfg_event *ev)
 {
     size_t size = sizeof(c_job) + pairs_size(ev->params, ev->nparams) + pairs_size(ev->query, ev->nquery) +
@@ -208,13 +207,15 @@ static c_job *job_new(const bfg_event *ev)
     if (job == NULL)
         return NULL;
     memset(job, 0, sizeof(*job));
-    char *cursor = (char *)(job + 1);
+    /* The three arrays first, right after the job (which is pointer-aligned), then every string. */
+    bfg_pair *arrays = (bfg_pair *)(job + 1);
+    char *cursor = (char *)(arrays + ev->nparams + ev->nquery + ev->nheaders);
     job->event.abi_version = ev->abi_version;
-    job->event.params = copy_pairs(&cursor, ev->params, ev->nparams);
+    job->event.params = copy_pairs(arrays, &cursor, ev->params, ev->nparams);
     job->event.nparams = ev->nparams;
-    job->event.query = copy_pairs(&cursor, ev->query, ev->nquery);
+    job->event.query = copy_pairs(arrays + ev->nparams, &cursor, ev->query, ev->nquery);
     job->event.nquery = ev->nquery;
-    job->event.headers = copy_pairs(&cursor, ev->headers, ev->nheaders);
+    job->event.headers = copy_pairs(arrays + ev->nparams + ev->nquery, &cursor, ev->headers, ev->nheaders);
     job->event.nheaders = ev->nheaders;
     job->event.method = copy_str(&cursor, ev->method);
     job->event.path = copy_str(&cursor, ev->path);

@@ -87,8 +87,9 @@ int fn_response_add_header(fn_response *res, const char *name, size_t name_len, 
 
 int fn_response_set_status(fn_response *res, int status)
 {
-    if (status < 100 || status > 599) {
-        snprintf(res->error, sizeof(res->error), "status %d is outside 100..599", status);
+    /* 1xx are not final answers: a function that sent one would leave the client waiting. */
+    if (status < 200 || status > 599) {
+        snprintf(res->error, sizeof(res->error), "status %d is outside 200..599", status);
         return -EINVAL;
     }
     res->status = status;

@@ -68,7 +68,7 @@ void fn_response_release(fn_response *res);
 /* Validates (RFC 9110 token name; value without CR, LF or NUL) and adds a copy of a header.
  * Returns 0, -EINVAL (error set) or -ENOMEM. */
 int fn_response_add_header(fn_response *res, const char *name, size_t name_len, const char *value, size_t value_len);
-/* Returns 0 for 100..599, else -EINVAL with error set. */
+/* Returns 0 for 200..599, else -EINVAL with error set. */
 int fn_response_set_status(fn_response *res, int status);
 
 /*

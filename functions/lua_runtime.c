@@ -30,7 +30,8 @@ typedef struct lua_invocation lua_invocation;
 typedef struct lua_warm {
     lua_State *L;
     size_t used;
-    size_t peak;  /* the most `used` reached since the invocation started */
+    size_t peak;       /* the most `used` reached since the invocation started */
+    size_t load_bytes; /* `used` right after the module loaded */
     size_t limit; /* 0 = unlimited */
     int handler_ref;
     int log_ref;
@@ -238,8 +239,9 @@ static int l_ctx_sleep(lua_State *L)
     luaL_argcheck(L, ms >= 0 && ms <= 3600000, 1, "must be 0..3600000 milliseconds");
     if (inv == NULL || inv->call == NULL || inv->call->host == NULL)
         return luaL_error(L, "ctx.sleep needs an event loop (not available at load time)");
-    if (L != inv->co)
-        return luaL_error(L, "ctx.sleep cannot be called from inside a coroutine");
+    if (L != inv->co || !lua_isyieldable(L))
+        return luaL_error(L, "ctx.sleep cannot be called from inside a coroutine or a C call (a sort comparator, "
+                             "a metamethod)");
     inv->sleep_ms = (uint64_t)ms;
     inv->sleeping = 1;
     return lua_yield(L, 0);
@@ -411,6 +413,7 @@ static lua_warm *warm_new(const fn_function *fn, const lua_impl *impl, char *err
     w->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT);
+    w->load_bytes = w->used;
     return w;
 Error:
     warm_close(w);
@@ -578,8 +581,8 @@ static int collect_response(lua_State *L)
     }
     int isnum;
     lua_Integer status = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || status < 100 || status > 599)
-        return luaL_error(L, "statusCode must be an integer in 100..599");
+    if (!isnum || status < 200 || status > 599)
+        return luaL_error(L, "statusCode must be an integer in 200..599");
     res->status = (int)status;
     lua_pop(L, 1);
     raw_field(L, 1, "headers");
@@ -670,7 +673,9 @@ static int step(lua_invocation *inv, int nargs)
         if (!inv->sleeping && !inv->preempted)
             return fail(inv, -EINVAL, 1, "%s", "the handler yielded outside an asynchronous call");
         fn_host *host = inv->call->host;
-        inv->timer = host->ops->timer_start(host, inv->preempted ? 0 : inv->sleep_ms, on_wake, inv);
+        /* A preempted handler resumes after 1 ms, not 0: h2o 2.2 runs a 0 ms timer linked from a timer
+         * callback in the same pass, without polling, so other requests would never get their turn. */
+        inv->timer = host->ops->timer_start(host, inv->preempted ? 1 : inv->sleep_ms, on_wake, inv);
         if (inv->timer == NULL)
             return fail(inv, -ENOMEM, 1, "%s", "out of memory");
         return FN_PENDING;
@@ -762,7 +767,9 @@ static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_
     lua_State *L = w->L;
     /* Unprotected but the allocator has no limit yet; a real out-of-memory here ends in Lua's panic. */
     inv->co = lua_newthread(L);
-    w->limit = call->limits.memory_bytes != 0 ? w->used + call->limits.memory_bytes : 0;
+    /* The limit counts from the state's size after its load, not from its size now: a function that keeps
+     * data in module variables uses up its own budget and then gets a fresh state, instead of growing. */
+    w->limit = call->limits.memory_bytes != 0 ? w->load_bytes + call->limits.memory_bytes : 0;
     inv->base_bytes = w->peak = w->used;
     if (inv->deadline_ns != 0 || call->host != NULL)
         lua_sethook(inv->co, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);

@@ -415,7 +415,11 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     gr->wait.cb = on_wait_expired;
     gr->waiter.data = gr;
     gr->state = STATE_RUNNING;
+    gr->call.start_ns = fn_now_ns();
     ++w->inflight;
+    /* The rate limit needs only the peer address: a refused client costs no body parsing. */
+    if (rate_limited(gr))
+        return;
 
     char err[320];
     if (gw_event_build(req, (bfg_str){gr->id, gr->id_len}, fe, m, &gr->ev, &gr->json, err, sizeof(err)) != 0) {
@@ -427,10 +431,8 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
                          .json = gr->json,
                          .thread = w->index,
                          .limits = {limits->timeout_ms, limits->memory_mb << 20},
-                         .start_ns = fn_now_ns(),
+                         .start_ns = gr->call.start_ns,
                          .host = &w->host.super};
-    if (rate_limited(gr))
-        return;
     gw_timer_link(w, limits->timeout_ms, &gr->deadline);
 
     switch (bff_admission_enter(&gr->route->admission, &gr->waiter)) {

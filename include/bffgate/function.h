@@ -22,7 +22,7 @@
  *    the handler set on the response is then discarded.
  *  - A handler may be called on several threads at once: keep no unsynchronised global state.
  *  - The accessors copy what they are given; they return 0, or -1 when the value is refused
- *    (a header with CR, LF or NUL, a status outside 100..599, out of memory). A refused header
+ *    (a header with CR, LF or NUL, a status outside 200..599, out of memory). A refused header
  *    turns the response into a 500.
  *  - Without bfg_response_set_status the status is 200.
  *  - Memory: bfg_alloc / bfg_free hand out memory counted against the route's memory_mb; bfg_alloc
