@@ -62,9 +62,13 @@ static void *pool_main(void *arg)
             job_unref(job);
         } else {
             job->run(job);
-            /* The post cannot be dropped: the submitter waits for it (or cancels, which deliver sees). */
-            while (job->host->ops->post(job->host, deliver, job) != 0)
+            /* The post cannot be dropped while the submitter lives (it waits for it, or cancels, which
+             * deliver sees); when its loop has closed (shutdown), the result has nowhere to go. */
+            int rc;
+            while ((rc = job->host->ops->post(job->host, deliver, job)) == -ENOMEM)
                 usleep(1000);
+            if (rc != 0)
+                job_unref(job);
         }
 
         pthread_mutex_lock(&pool_lock);

@@ -69,8 +69,23 @@ int gw_post(gw_worker *w, void (*cb)(void *), void *data)
         return -ENOMEM;
     call->cb = cb;
     call->data = data;
-    h2o_multithread_send_message(&w->host.calls, &call->super);
+    pthread_mutex_lock(&w->host.post_lock);
+    int closed = w->host.closed;
+    if (!closed)
+        h2o_multithread_send_message(&w->host.calls, &call->super);
+    pthread_mutex_unlock(&w->host.post_lock);
+    if (closed) {
+        free(call);
+        return -EPIPE;
+    }
     return 0;
+}
+
+void gw_host_close(gw_worker *w)
+{
+    pthread_mutex_lock(&w->host.post_lock);
+    w->host.closed = 1;
+    pthread_mutex_unlock(&w->host.post_lock);
 }
 
 static void on_host_timer(h2o_timeout_entry_t *entry)
@@ -114,11 +129,17 @@ void gw_host_init(gw_worker *w)
 {
     w->host.super.ops = &host_ops;
     w->host.worker = w;
+    pthread_mutex_init(&w->host.post_lock, NULL);
     h2o_multithread_register_receiver(w->ctx.queue, &w->host.calls, on_posted);
 }
 
 int gw_host_dispose(gw_worker *w)
 {
+    /* Posts made before the close are delivered by the loop; give it a few turns, then check. */
+    for (int i = 0; i < 3 && !h2o_linklist_is_empty(&w->host.calls._messages); ++i)
+        h2o_evloop_run(w->ctx.loop, 10);
+    if (!h2o_linklist_is_empty(&w->host.calls._messages))
+        return -1;
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->host.calls);
     for (size_t i = 0; i < w->host.ntimeouts; ++i) {
         if (!h2o_linklist_is_empty(&w->host.timeouts[i].timeout._entries))

@@ -341,10 +341,12 @@ static void on_admitted(void *data)
 void gw_request_admit(bff_waiter *waiter)
 {
     gw_request *gr = waiter->data;
-    while (gw_post(gr->w, on_admitted, gr) != 0) {
-        /* Out of memory for a message: the hand-over cannot be dropped (it carries a slot). */
+    int rc;
+    /* Out of memory for a message: the hand-over cannot be dropped (it carries a slot). */
+    while ((rc = gw_post(gr->w, on_admitted, gr)) == -ENOMEM)
         sched_yield();
-    }
+    if (rc != 0) /* the waiter's worker has shut down: the slot goes back (its request is abandoned) */
+        bff_admission_leave(&gr->route->admission);
 }
 
 /* h2o disposes the request: after the answer was sent, or because the client went away. */

@@ -30,6 +30,8 @@ struct gw_server {
     gw_worker *workers;
 };
 
+static gw_worker *retired_workers; /* kept reachable until exit (see gw_server_free) */
+
 typedef struct stop_message {
     h2o_multithread_message_t super;
 } stop_message;
@@ -177,6 +179,7 @@ static void *worker_main(void *arg)
     gw_live_cache_release(&w->live);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
     gw_requests_dispose(w);
+    gw_host_close(w);
     if (gw_host_dispose(w) == 0 && !has_connections(w)) {
         /* h2o 2.2 asserts that no timer is pending at dispose: the second-GOAWAY timer of the HTTP/2
          * graceful shutdown is, even when no HTTP/2 connection was open. Connections still open at the
@@ -320,7 +323,9 @@ void gw_server_free(gw_server **psrv)
             /* Each worker disposes its own h2o context and loop when its drain ends (worker_main). */
             gw_live_cache_release(&w->live);
         }
-        free(srv->workers);
+        /* Not freed: pool threads still finishing abandoned C calls may post to a worker (and find it
+         * closed) until the process exits. */
+        retired_workers = srv->workers;
     }
     for (size_t i = 0; i < GW_MAX_LISTENERS; ++i) {
         if (srv->ssl[i] != NULL)
