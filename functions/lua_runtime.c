@@ -21,6 +21,8 @@
 #define SLICE_NS 2000000ULL
 #define MAX_CLOSE_DEPTH 100
 #define SORT_HOOKED_ABOVE 1024
+#define MAX_MOVE_RANGE (1 << 22) /* more elements than any memory_mb lets a table hold */
+#define MAX_LEN_LIE 1024
 /* After closing a state that held this much, give freed memory back to the system. */
 #define TRIM_AFTER_BYTES (1u << 20)
 
@@ -32,7 +34,7 @@ typedef struct lua_warm {
     size_t used;
     size_t peak;       /* the most `used` reached since the invocation started */
     size_t load_bytes; /* `used` right after the module loaded */
-    size_t limit; /* 0 = unlimited */
+    size_t limit;      /* 0 = unlimited */
     int handler_ref;
     int log_ref;
     int remaining_ref;
@@ -280,6 +282,63 @@ static int l_table_sort(lua_State *L)
     return 0;
 }
 
+/* Library calls whose loops run in C (no hook) with a count the caller chooses, not bounded by memory:
+ * string.rep of empty strings, table.move over huge ranges, table.insert/remove on a table whose __len
+ * lies. Each is refused or short-cut before it starts. The originals are upvalue 1. */
+static int l_string_rep(lua_State *L)
+{
+    size_t l, lsep = 0;
+    luaL_checklstring(L, 1, &l);
+    luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (l == 0 && lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, 1);
+    return 1;
+}
+
+static int l_table_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+    if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= MAX_MOVE_RANGE)
+        return luaL_error(L, "table.move: a range of more than %d elements", MAX_MOVE_RANGE);
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, 1);
+    return 1;
+}
+
+static int l_table_shift(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_Integer len = luaL_len(L, 1);
+        if (len > (lua_Integer)lua_rawlen(L, 1) + MAX_LEN_LIE)
+            return luaL_error(L, "table.insert/remove: __len reports %I elements, far more than the table holds", len);
+    }
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void wrap_field(lua_State *L, const char *lib, const char *name, lua_CFunction wrapper)
+{
+    lua_getglobal(L, lib);
+    lua_getfield(L, -1, name);
+    lua_pushcclosure(L, wrapper, 1);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
 static void set_global_nil(lua_State *L, const char *name)
 {
     lua_pushnil(L);
@@ -321,6 +380,10 @@ static int open_sandbox(lua_State *L)
     lua_getglobal(L, "setmetatable");
     lua_pushcclosure(L, l_setmetatable, 1);
     lua_setglobal(L, "setmetatable");
+    wrap_field(L, LUA_STRLIBNAME, "rep", l_string_rep);
+    wrap_field(L, LUA_TABLIBNAME, "move", l_table_move);
+    wrap_field(L, LUA_TABLIBNAME, "insert", l_table_shift);
+    wrap_field(L, LUA_TABLIBNAME, "remove", l_table_shift);
     lua_getglobal(L, LUA_TABLIBNAME);
     lua_getfield(L, -1, "sort");
     if (luaL_loadstring(L, "local a, b = ... return a < b") != LUA_OK)

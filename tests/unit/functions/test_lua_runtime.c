@@ -732,6 +732,57 @@ static void test_large_sort_meets_the_deadline(void **state)
     fn_function_release(&fn);
 }
 
+static void test_c_library_loops_are_bounded(void **state)
+{
+    (void)state;
+    /* Each of these loops in C for as long as its argument says, without touching memory: without the
+     * guards they would hold the thread far past any deadline (the hook never runs in C). */
+    static const char *const cases[] = {
+        "return { n = #string.rep('', math.maxinteger) }",
+        "return { n = #string.rep('', 10, '') }",
+        "table.move({}, 1, math.maxinteger, 1) return {}",
+        "local t = setmetatable({}, { __len = function() return math.maxinteger end }) table.insert(t, 1, 'x') "
+        "return {}",
+        "local t = setmetatable({}, { __len = function() return 1 << 40 end }) table.remove(t, 1) return {}",
+    };
+    static const int expect_ok[] = {1, 1, 0, 0, 0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        char src[512];
+        snprintf(src, sizeof(src), "return { handler = function(event, ctx) %s end }\n", cases[i]);
+        char name[32];
+        snprintf(name, sizeof(name), "loop%zu", i);
+        fn_function *fn = load_ok(name, src);
+        bfg_event ev = {.abi_version = BFG_ABI_VERSION};
+        fn_call call = {.event = &ev, .limits = {60000, 0}, .start_ns = fn_now_ns()};
+        fn_response res;
+        fn_response_init(&res);
+        int rc = fn_invoke(fn, &call, &res);
+        if (expect_ok[i]) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(res.body.data, "{\"n\":0}");
+        } else {
+            assert_int_equal(rc, -EINVAL); /* refused at once, not a 60 s timeout */
+        }
+        fn_response_release(&res);
+        fn_function_release(&fn);
+    }
+    /* The ordinary uses still work. */
+    fn_function *fn = load_ok("ordinary", "return { handler = function(event, ctx)\n"
+                                          "  local t = { 1, 2, 3 }\n"
+                                          "  table.insert(t, 1, 0) table.remove(t) table.move(t, 1, 3, 2)\n"
+                                          "  return { s = string.rep('ab', 3, '-'), t = t }\n"
+                                          "end }\n");
+    bfg_event ev = {.abi_version = BFG_ABI_VERSION};
+    fn_call call = {.event = &ev, .limits = {1000, 0}, .start_ns = fn_now_ns()};
+    fn_response res;
+    fn_response_init(&res);
+    assert_int_equal(fn_invoke(fn, &call, &res), 0);
+    assert_non_null(strstr(res.body.data, "\"s\":\"ab-ab-ab\""));
+    assert_non_null(strstr(res.body.data, "\"t\":[0,0,1,2]"));
+    fn_response_release(&res);
+    fn_function_release(&fn);
+}
+
 static void test_header_with_crlf_refused(void **state)
 {
     (void)state;
@@ -1068,6 +1119,7 @@ int main(void)
         cmocka_unit_test(test_error_at_load_is_reported),
         cmocka_unit_test(test_gc_metamethods_refused),
         cmocka_unit_test(test_large_sort_meets_the_deadline),
+        cmocka_unit_test(test_c_library_loops_are_bounded),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_top_level_infinite_loop_refused),
         cmocka_unit_test(test_runtime_error),
