@@ -14,40 +14,55 @@ typedef struct posted_call {
 } posted_call;
 
 typedef struct host_timer {
-    h2o_timeout_entry_t entry;
+    gw_timer timer; /* first */
     fn_host_cb cb;
     void *data;
 } host_timer;
 
-static h2o_timeout_t *timeout_for(gw_worker *w, uint64_t ms)
+static const uint64_t ladder_ms[GW_TIMER_LISTS] = {1,   2,    5,    10,   20,    50,    100,  200,
+                                                     500, 1000, 2000, 5000, 10000, 30000, 60000};
+
+static void link_for_remaining(gw_timer *t, uint64_t now_ns)
 {
-    gw_host *h = &w->host;
-    size_t longer = SIZE_MAX, longest = 0;
-    for (size_t i = 0; i < h->ntimeouts; ++i) {
-        if (h->timeouts[i].ms == ms)
-            return &h->timeouts[i].timeout;
-        if (h->timeouts[i].ms > ms && (longer == SIZE_MAX || h->timeouts[i].ms < h->timeouts[longer].ms))
-            longer = i;
-        if (h->timeouts[i].ms > h->timeouts[longest].ms)
-            longest = i;
-    }
-    if (h->ntimeouts < GW_MAX_TIMEOUTS) {
-        size_t i = h->ntimeouts++;
-        h->timeouts[i].ms = ms;
-        h2o_timeout_init(w->ctx.loop, &h->timeouts[i].timeout, ms);
-        return &h->timeouts[i].timeout;
-    }
-    static int warned;
-    if (!warned) {
-        warned = 1;
-        fn_log_msg(FN_LOG_WARN, "more than %d distinct timer durations: some timers fire late", GW_MAX_TIMEOUTS);
-    }
-    return &h->timeouts[longer != SIZE_MAX ? longer : longest].timeout;
+    uint64_t left_ms = t->due_ns > now_ns ? (t->due_ns - now_ns) / 1000000ULL : 0;
+    size_t i = 0;
+    while (i + 1 < GW_TIMER_LISTS && ladder_ms[i + 1] <= left_ms)
+        ++i;
+    h2o_timeout_link(t->w->ctx.loop, &t->w->host.lists[i], &t->entry);
 }
 
-void gw_timer_link(gw_worker *w, uint64_t ms, h2o_timeout_entry_t *entry)
+static void on_timer_list(h2o_timeout_entry_t *entry)
 {
-    h2o_timeout_link(w->ctx.loop, timeout_for(w, ms), entry);
+    gw_timer *t = (gw_timer *)entry;
+    uint64_t now = fn_now_ns();
+    /* Early by more than half a millisecond: another, shorter hop. */
+    if (t->due_ns > now + 500000ULL) {
+        link_for_remaining(t, now);
+        return;
+    }
+    t->cb(t);
+}
+
+void gw_timer_start(gw_worker *w, gw_timer *t, uint64_t ms, void (*cb)(gw_timer *))
+{
+    gw_timer_stop(t);
+    t->w = w;
+    t->cb = cb;
+    t->entry.cb = on_timer_list;
+    uint64_t now = fn_now_ns();
+    t->due_ns = now + ms * 1000000ULL;
+    link_for_remaining(t, now);
+}
+
+void gw_timer_stop(gw_timer *t)
+{
+    if (t != NULL && h2o_timeout_is_linked(&t->entry))
+        h2o_timeout_unlink(&t->entry);
+}
+
+int gw_timer_active(const gw_timer *t)
+{
+    return h2o_timeout_is_linked((h2o_timeout_entry_t *)&t->entry);
 }
 
 static void on_posted(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -88,9 +103,9 @@ void gw_host_close(gw_worker *w)
     pthread_mutex_unlock(&w->host.post_lock);
 }
 
-static void on_host_timer(h2o_timeout_entry_t *entry)
+static void on_host_timer(gw_timer *timer)
 {
-    host_timer *t = (host_timer *)entry;
+    host_timer *t = (host_timer *)timer;
     fn_host_cb cb = t->cb;
     void *data = t->data;
     free(t);
@@ -103,18 +118,16 @@ static void *host_timer_start(fn_host *fh, uint64_t ms, fn_host_cb cb, void *dat
     host_timer *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
-    t->entry.cb = on_host_timer;
     t->cb = cb;
     t->data = data;
-    gw_timer_link(h->worker, ms, &t->entry);
+    gw_timer_start(h->worker, &t->timer, ms, on_host_timer);
     return t;
 }
 
 static void host_timer_stop(fn_host *fh, void *timer)
 {
     host_timer *t = timer;
-    if (h2o_timeout_is_linked(&t->entry))
-        h2o_timeout_unlink(&t->entry);
+    gw_timer_stop(&t->timer);
     free(t);
 }
 
@@ -130,6 +143,8 @@ void gw_host_init(gw_worker *w)
     w->host.super.ops = &host_ops;
     w->host.worker = w;
     pthread_mutex_init(&w->host.post_lock, NULL);
+    for (size_t i = 0; i < GW_TIMER_LISTS; ++i)
+        h2o_timeout_init(w->ctx.loop, &w->host.lists[i], ladder_ms[i]);
     h2o_multithread_register_receiver(w->ctx.queue, &w->host.calls, on_posted);
 }
 
@@ -141,12 +156,11 @@ int gw_host_dispose(gw_worker *w)
     if (!h2o_linklist_is_empty(&w->host.calls._messages))
         return -1;
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->host.calls);
-    for (size_t i = 0; i < w->host.ntimeouts; ++i) {
-        if (!h2o_linklist_is_empty(&w->host.timeouts[i].timeout._entries))
+    for (size_t i = 0; i < GW_TIMER_LISTS; ++i) {
+        if (!h2o_linklist_is_empty(&w->host.lists[i]._entries))
             return -1;
     }
-    for (size_t i = 0; i < w->host.ntimeouts; ++i)
-        h2o_timeout_dispose(w->ctx.loop, &w->host.timeouts[i].timeout);
-    w->host.ntimeouts = 0;
+    for (size_t i = 0; i < GW_TIMER_LISTS; ++i)
+        h2o_timeout_dispose(w->ctx.loop, &w->host.lists[i]);
     return 0;
 }

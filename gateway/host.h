@@ -11,17 +11,26 @@
 
 struct gw_worker;
 
-#define GW_MAX_TIMEOUTS 64
+#define GW_TIMER_LISTS 15
 
-/* h2o 2.2 timers come in lists of one fixed duration: a worker keeps one list per duration in use. */
+/*
+ * h2o 2.2 timers come in lists of one fixed duration. A worker keeps a fixed ladder of lists (1 ms to
+ * 60 s); a timer is linked into the longest list not longer than the time left, and linked again when
+ * that fires early, so it fires within about a millisecond of its due time, never before, whatever
+ * durations functions ask for.
+ */
+typedef struct gw_timer gw_timer;
+struct gw_timer {
+    h2o_timeout_entry_t entry; /* private */
+    uint64_t due_ns;           /* private */
+    struct gw_worker *w;       /* private */
+    void (*cb)(gw_timer *timer);
+};
+
 typedef struct gw_host {
     fn_host super; /* what the runtimes get (fn_call.host) */
     struct gw_worker *worker;
-    struct {
-        uint64_t ms;
-        h2o_timeout_t timeout;
-    } timeouts[GW_MAX_TIMEOUTS];
-    size_t ntimeouts;
+    h2o_timeout_t lists[GW_TIMER_LISTS];
     h2o_multithread_receiver_t calls;
     pthread_mutex_t post_lock; /* orders posts against gw_host_close */
     int closed;
@@ -36,12 +45,11 @@ void gw_host_close(struct gw_worker *w);
  * disposed). On the worker's thread, after gw_host_close. */
 int gw_host_dispose(struct gw_worker *w);
 
-/*
- * Links `entry` (its cb set by the caller) to fire after `ms` on the worker's loop. Durations are
- * exact while fewer than GW_MAX_TIMEOUTS distinct values are in use; beyond that the next longer
- * list in use is taken (never shorter). Worker thread only. h2o_timeout_unlink cancels.
- */
-void gw_timer_link(struct gw_worker *w, uint64_t ms, h2o_timeout_entry_t *entry);
+/* Starts (or restarts) `timer` to call cb after `ms`. Worker thread only. */
+void gw_timer_start(struct gw_worker *w, gw_timer *timer, uint64_t ms, void (*cb)(gw_timer *));
+/* Stops it if it is running (NULL-safe); its cb will not run. */
+void gw_timer_stop(gw_timer *timer);
+int gw_timer_active(const gw_timer *timer);
 
 /* Runs cb(data) on the worker's thread soon. Any thread. Returns 0, -ENOMEM, or -EPIPE when the worker
  * has closed (shutdown): the caller then keeps ownership of data. The worker array outlives every

@@ -38,8 +38,8 @@ typedef struct gw_request {
     int holds_slot;
     int refs; /* one for the h2o request, one while an admission hand-over may be in flight */
     bff_waiter waiter;
-    h2o_timeout_entry_t deadline;
-    h2o_timeout_entry_t wait;
+    gw_timer deadline;
+    gw_timer wait;
     h2o_linklist_t pending; /* in w->http1_pending while an HTTP/1 request is unanswered */
     int fd;                 /* the HTTP/1 connection's socket, or -1 */
 } gw_request;
@@ -160,10 +160,8 @@ static void report(gw_request *gr, int rc)
 
 static void stop_timers(gw_request *gr)
 {
-    if (h2o_timeout_is_linked(&gr->deadline))
-        h2o_timeout_unlink(&gr->deadline);
-    if (h2o_timeout_is_linked(&gr->wait))
-        h2o_timeout_unlink(&gr->wait);
+    gw_timer_stop(&gr->deadline);
+    gw_timer_stop(&gr->wait);
 }
 
 static void release_slot(gw_request *gr)
@@ -277,7 +275,7 @@ static void on_done(void *data, int rc)
     }
 }
 
-static void on_sweep(h2o_timeout_entry_t *entry);
+static void on_sweep(gw_timer *timer);
 
 static void watch_disconnect(gw_request *gr)
 {
@@ -285,10 +283,8 @@ static void watch_disconnect(gw_request *gr)
         return;
     gw_worker *w = gr->w;
     h2o_linklist_insert(&w->http1_pending, &gr->pending);
-    if (!h2o_timeout_is_linked(&w->sweep)) {
-        w->sweep.cb = on_sweep;
-        gw_timer_link(w, SWEEP_INTERVAL_MS, &w->sweep);
-    }
+    if (!gw_timer_active(&w->sweep))
+        gw_timer_start(w, &w->sweep, SWEEP_INTERVAL_MS, on_sweep);
 }
 
 static void start_invocation(gw_request *gr)
@@ -303,17 +299,17 @@ static void start_invocation(gw_request *gr)
         on_done(gr, rc);
 }
 
-static void on_deadline(h2o_timeout_entry_t *entry)
+static void on_deadline(gw_timer *timer)
 {
-    gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, deadline, entry);
+    gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, deadline, timer);
     event(gr, GW_EV_TIMEOUT);
     log_decision(gr, FN_LOG_WARN, "timeout", gr->state == STATE_QUEUED ? "deadline reached while queued" : NULL);
     answer_error(gr, 504, "the route did not finish before its timeout", "timeout_ms");
 }
 
-static void on_wait_expired(h2o_timeout_entry_t *entry)
+static void on_wait_expired(gw_timer *timer)
 {
-    gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, wait, entry);
+    gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, wait, timer);
     if (!bff_admission_cancel(&gr->route->admission, &gr->waiter))
         return; /* a slot was handed over just now: on_admitted is on its way */
     unref(gr);
@@ -331,8 +327,7 @@ static void on_admitted(void *data)
         /* Answered (deadline) or abandoned meanwhile: give the slot straight back. */
         bff_admission_leave(&gr->route->admission);
     } else {
-        if (h2o_timeout_is_linked(&gr->wait))
-            h2o_timeout_unlink(&gr->wait);
+        gw_timer_stop(&gr->wait);
         start_invocation(gr);
     }
     unref(gr);
@@ -364,9 +359,9 @@ static void on_req_disposed(void *holder)
 }
 
 /* HTTP/1 connections are not read while a request is handled, so a closed one is found by peeking. */
-static void on_sweep(h2o_timeout_entry_t *entry)
+static void on_sweep(gw_timer *timer)
 {
-    gw_worker *w = H2O_STRUCT_FROM_MEMBER(gw_worker, sweep, entry);
+    gw_worker *w = H2O_STRUCT_FROM_MEMBER(gw_worker, sweep, timer);
     h2o_linklist_t *node = w->http1_pending.next;
     while (node != &w->http1_pending) {
         gw_request *gr = H2O_STRUCT_FROM_MEMBER(gw_request, pending, node);
@@ -381,7 +376,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
         }
     }
     if (!h2o_linklist_is_empty(&w->http1_pending))
-        gw_timer_link(w, SWEEP_INTERVAL_MS, &w->sweep);
+        gw_timer_start(w, &w->sweep, SWEEP_INTERVAL_MS, on_sweep);
 }
 
 static int http1_fd(h2o_req_t *req)
@@ -413,8 +408,6 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     gr->id_len = id.len < REQUEST_ID_CAP ? id.len : REQUEST_ID_CAP - 1;
     memcpy(gr->id, id.base, gr->id_len);
     gr->fd = http1_fd(req);
-    gr->deadline.cb = on_deadline;
-    gr->wait.cb = on_wait_expired;
     gr->waiter.data = gr;
     gr->state = STATE_RUNNING;
     gr->call.start_ns = fn_now_ns();
@@ -435,7 +428,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
                          .limits = {limits->timeout_ms, limits->memory_mb << 20},
                          .start_ns = gr->call.start_ns,
                          .host = &w->host.super};
-    gw_timer_link(w, limits->timeout_ms, &gr->deadline);
+    gw_timer_start(w, &gr->deadline, limits->timeout_ms, on_deadline);
 
     switch (bff_admission_enter(&gr->route->admission, &gr->waiter)) {
     case BFF_ADMIT_OK:
@@ -444,7 +437,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     case BFF_ADMIT_QUEUED:
         gr->state = STATE_QUEUED;
         ++gr->refs; /* for the hand-over (it may already be posted) */
-        gw_timer_link(w, limits->queue_wait_ms, &gr->wait);
+        gw_timer_start(w, &gr->wait, limits->queue_wait_ms, on_wait_expired);
         watch_disconnect(gr);
         break;
     default:
@@ -462,6 +455,5 @@ void gw_requests_init(gw_worker *w)
 
 void gw_requests_dispose(gw_worker *w)
 {
-    if (h2o_timeout_is_linked(&w->sweep))
-        h2o_timeout_unlink(&w->sweep);
+    gw_timer_stop(&w->sweep);
 }

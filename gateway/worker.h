@@ -34,7 +34,7 @@ typedef struct gw_worker {
     uint64_t rng[2]; /* request ids */
     gw_host host;
     h2o_linklist_t http1_pending; /* routed HTTP/1 requests not yet answered (the disconnect sweep) */
-    h2o_timeout_entry_t sweep;
+    gw_timer sweep;
     size_t inflight; /* routed requests not yet answered */
 } gw_worker;
 

@@ -383,6 +383,83 @@ static void test_rate_limit_per_client(void **state)
     assert_fast_route_serves();
 }
 
+typedef struct timed_call {
+    e2e_server *srv;
+    const char *path;
+    long status;
+    double finished;
+} timed_call;
+
+static void *run_timed(void *arg)
+{
+    timed_call *c = arg;
+    e2e_response res;
+    if (e2e_request(c->srv, E2E_HTTP1, "GET", c->path, NULL, NULL, 0, &res) == 0)
+        c->status = res.status;
+    c->finished = now_ms();
+    e2e_response_release(&res);
+    return NULL;
+}
+
+static void test_one_thread_keeps_serving_during_a_busy_function(void **state)
+{
+    /* One worker thread: a function looping until its 1.5 s deadline must not hold the other requests
+     * on that thread (the hook hands the loop back every 2 ms). Asserted by order, not by time: the
+     * short requests are answered before the looping one. Also: many distinct ctx.sleep durations do
+     * not disturb route deadlines. */
+    e2e_server one;
+    e2e_init(&one);
+    e2e_pick_port(&one);
+    e2e_write(&one, "gateway.json",
+              "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 1},\n"
+              " \"functions\": {\"loop\": {\"lua\": \"loop.lua\"}, \"fast\": {\"lua\": \"fast.lua\"},\n"
+              "                \"sleeper\": {\"lua\": \"sleeper.lua\"}, \"csleep\": {\"c\": \"slow.so\", \"symbol\": "
+              "\"sleepy\"}},\n"
+              " \"frontends\": [\"api.json\"]}\n");
+    e2e_write(&one, "api.json",
+              "{\"name\": \"api\", \"routes\": [{\"path\": \"/loop\", \"function\": \"loop\", \"timeout_ms\": 1500},\n"
+              " {\"path\": \"/fast\", \"function\": \"fast\"}, {\"path\": \"/sleep\", \"function\": \"sleeper\",\n"
+              " \"timeout_ms\": 600000}, {\"path\": \"/csleep\", \"function\": \"csleep\", \"timeout_ms\": 300}]}\n");
+    e2e_write(&one, "loop.lua", loop_lua);
+    e2e_write(&one, "fast.lua", fast_lua);
+    e2e_write(&one, "sleeper.lua", sleeper_lua);
+    assert_int_equal(e2e_start(&one, lib_args), 0);
+
+    timed_call busy = {&one, "/loop", 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, run_timed, &busy);
+    usleep(100000);
+    for (int i = 0; i < 5; ++i) {
+        timed_call quick = {&one, "/fast", 0, 0};
+        run_timed(&quick);
+        assert_int_equal(quick.status, 200);
+        assert_true(busy.finished == 0); /* still looping when the quick one was answered */
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(busy.status, 504);
+
+    /* 80 requests sleeping for 80 distinct durations (their clients give up at once)... */
+    pthread_t sleepers[80];
+    timed_call calls[80];
+    char paths[80][48];
+    for (int i = 0; i < 80; ++i) {
+        snprintf(paths[i], sizeof(paths[i]), "/sleep?ms=%d", 60000 + i * 7);
+        calls[i] = (timed_call){&one, paths[i], 0, 0};
+    }
+    for (int i = 0; i < 80; ++i)
+        pthread_create(&sleepers[i], NULL, run_timed, &calls[i]);
+    usleep(300000);
+    /* ...do not delay another route's deadline: a C call sleeping 3 s on a 300 ms route still gets its 504
+     * before the call could have finished. */
+    timed_call c = {&one, "/csleep?ms=3000", 0, 0};
+    run_timed(&c);
+    assert_int_equal(c.status, 504);
+    assert_int_equal(e2e_stop(&one, SIGKILL), 128 + SIGKILL);
+    for (int i = 0; i < 80; ++i)
+        pthread_join(sleepers[i], NULL);
+    e2e_cleanup(&one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_memory_bombs),
         cmocka_unit_test(test_lua_crashes_are_500s),
         cmocka_unit_test(test_client_gone_frees_slot_and_queue_place),
+        cmocka_unit_test(test_one_thread_keeps_serving_during_a_busy_function),
         cmocka_unit_test(test_catastrophic_pattern_times_out),
     };
     return cmocka_run_group_tests_name("e2e/limits", tests, group_setup, group_teardown);
