@@ -167,6 +167,7 @@ typedef struct c_job {
     int rc;
     fn_response *out;
     fn_done_cb done;
+    fn_host_cb released;
     void *data;
 } c_job;
 
@@ -250,10 +251,18 @@ static void job_release(fn_pool_job *pool_job)
     free(job);
 }
 
-static void job_cancel(fn_task *task)
+static void job_ended(fn_pool_job *pool_job)
+{
+    c_job *job = (c_job *)pool_job;
+    if (job->released != NULL)
+        job->released(job->data);
+}
+
+static int job_cancel(fn_task *task)
 {
     c_job *job = (c_job *)((char *)task - offsetof(c_job, task));
     fn_pool_cancel(&job->super);
+    return 1; /* the pool tells job_ended when the call (or its skipping) is over */
 }
 
 /*
@@ -306,6 +315,8 @@ static int c_start(fn_function *fn, const fn_call *call, fn_response *res, fn_do
     job->super.run = job_run;
     job->super.complete = job_complete;
     job->super.release = job_release;
+    job->super.ended = job_ended;
+    job->released = call->released;
     job->super.host = call->host;
     job->task.cancel = job_cancel;
     job->fn = fn_function_acquire(fn);

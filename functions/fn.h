@@ -99,6 +99,9 @@ typedef struct fn_call {
     fn_limits limits;
     uint64_t start_ns; /* CLOCK_MONOTONIC at the start of the route: the deadline counts from here */
     fn_host *host;     /* the worker's event loop, or NULL */
+    /* When a cancelled invocation goes on running elsewhere (a C call on a pool thread), called with the
+     * done callback's data on this thread once it has really ended (see fn_task_cancel). May be NULL. */
+    fn_host_cb released;
 } fn_call;
 
 #define FN_PENDING 1
@@ -106,18 +109,20 @@ typedef struct fn_call {
 /* An invocation in flight. Runtime-private beyond `cancel`. */
 typedef struct fn_task fn_task;
 struct fn_task {
-    void (*cancel)(fn_task *task);
+    int (*cancel)(fn_task *task);
 };
 
 /* Called once when a pending invocation ends: rc is 0 (res filled) or negative (res->error set). */
 typedef void (*fn_done_cb)(void *data, int rc);
 
-/* Stops a pending invocation: its done callback will not run, its resources are released (a Lua
- * state is discarded; a C function already running finishes on its pool thread and its result is
- * dropped). The response passed to fn_start is no longer touched after this returns. */
-static inline void fn_task_cancel(fn_task *task)
+/* Stops a pending invocation: its done callback will not run, and the response passed to fn_start is no
+ * longer touched after this returns. Returns 0 when everything it held is released now (a Lua state is
+ * discarded), or 1 when the work goes on elsewhere until it ends (a C function already running on a pool
+ * thread; its result is dropped): call->released then runs on this thread when it has ended, so the caller
+ * can keep counting it against the route's concurrency meanwhile. */
+static inline int fn_task_cancel(fn_task *task)
 {
-    task->cancel(task);
+    return task->cancel(task);
 }
 
 typedef struct fn_function fn_function;

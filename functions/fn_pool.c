@@ -36,6 +36,8 @@ static void deliver(void *data)
     if (!atomic_load_explicit(&job->cancelled, memory_order_relaxed)) {
         job->complete(job);
         job_unref(job); /* the submitter's reference: completing ends its interest */
+    } else if (job->ended != NULL) {
+        job->ended(job);
     }
     job_unref(job); /* the pool's reference */
 }
@@ -58,18 +60,15 @@ static void *pool_main(void *arg)
         ++nbusy;
         pthread_mutex_unlock(&pool_lock);
 
-        if (atomic_load_explicit(&job->cancelled, memory_order_relaxed)) {
-            job_unref(job);
-        } else {
+        if (!atomic_load_explicit(&job->cancelled, memory_order_relaxed))
             job->run(job);
-            /* The post cannot be dropped while the submitter lives (it waits for it, or cancels, which
-             * deliver sees); when its loop has closed (shutdown), the result has nowhere to go. */
-            int rc;
-            while ((rc = job->host->ops->post(job->host, deliver, job)) == -ENOMEM)
-                usleep(1000);
-            if (rc != 0)
-                job_unref(job);
-        }
+        /* The post cannot be dropped while the submitter lives (it waits for the result or for the end of
+         * a cancelled job); when its loop has closed (shutdown), there is nobody left to tell. */
+        int rc;
+        while ((rc = job->host->ops->post(job->host, deliver, job)) == -ENOMEM)
+            usleep(1000);
+        if (rc != 0)
+            job_unref(job);
 
         pthread_mutex_lock(&pool_lock);
         --nbusy;

@@ -8,9 +8,9 @@
 #include "fn.h"
 
 /*
- * A job is submitted from a worker thread with its fn_host. A pool thread runs job->run; then the
- * pool posts job->complete to the submitting thread (through host->post), unless the job was
- * cancelled. job->release frees the job, exactly once, when both the submitter (by completing or
+ * A job is submitted from a worker thread with its fn_host. A pool thread runs job->run (unless it was
+ * cancelled before it started); then the pool posts back to the submitting thread (through host->post):
+ * job->complete, or, for a cancelled job, job->ended when set. job->release frees the job, exactly once, when both the submitter (by completing or
  * cancelling) and the pool are done with it; it may run on either thread.
  *
  * Threads are started on demand, up to the configured maximum (default 64); when all are busy,
@@ -23,6 +23,7 @@ struct fn_pool_job {
     void (*run)(fn_pool_job *job);      /* on a pool thread */
     void (*complete)(fn_pool_job *job); /* on the submitting thread, unless cancelled */
     void (*release)(fn_pool_job *job);  /* frees the job */
+    void (*ended)(fn_pool_job *job);    /* optional: on the submitting thread, after a cancelled job ended */
     fn_host *host;
     /* private */
     atomic_int refs;

@@ -785,12 +785,14 @@ static void on_wake(void *data)
         done(done_data, rc);
 }
 
-static void lua_cancel(fn_task *task)
+static int lua_cancel(fn_task *task)
 {
     lua_invocation *inv = (lua_invocation *)task;
     if (inv->timer != NULL)
         inv->call->host->ops->timer_stop(inv->call->host, inv->timer);
+    inv->res = NULL; /* cancelled: no report */
     finish(inv, 0, 1);
+    return 0;
 }
 
 static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_done_cb done, void *data,

@@ -36,6 +36,7 @@ typedef struct gw_request {
     fn_task *task;
     request_state state;
     int holds_slot;
+    int slot_until_released; /* a cancelled C call still runs: the slot goes when it ends */
     int refs; /* one for the h2o request, one while an admission hand-over may be in flight */
     bff_waiter waiter;
     gw_timer deadline;
@@ -179,10 +180,16 @@ static void settle(gw_request *gr)
     if (gr->state == STATE_QUEUED && bff_admission_cancel(&gr->route->admission, &gr->waiter))
         unref(gr); /* no hand-over will come */
     if (gr->task != NULL) {
-        fn_task_cancel(gr->task);
+        /* A C call still running on a pool thread keeps the route's slot until it really ends, so a
+         * route cannot take more pool threads than its concurrency, abandoned calls included. */
+        if (fn_task_cancel(gr->task) == 1 && gr->holds_slot) {
+            gr->slot_until_released = 1;
+            ++gr->refs;
+        }
         gr->task = NULL;
     }
-    release_slot(gr);
+    if (!gr->slot_until_released)
+        release_slot(gr);
     if (h2o_linklist_is_linked(&gr->pending))
         h2o_linklist_unlink(&gr->pending);
     if (gr->state != STATE_ANSWERED)
@@ -285,6 +292,15 @@ static void watch_disconnect(gw_request *gr)
     h2o_linklist_insert(&w->http1_pending, &gr->pending);
     if (!gw_timer_active(&w->sweep))
         gw_timer_start(w, &w->sweep, SWEEP_INTERVAL_MS, on_sweep);
+}
+
+/* A cancelled C call has really ended on its pool thread. */
+static void on_released(void *data)
+{
+    gw_request *gr = data;
+    gr->slot_until_released = 0;
+    release_slot(gr);
+    unref(gr);
 }
 
 static void start_invocation(gw_request *gr)
@@ -427,7 +443,8 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
                          .thread = w->index,
                          .limits = {limits->timeout_ms, limits->memory_mb << 20},
                          .start_ns = gr->call.start_ns,
-                         .host = &w->host.super};
+                         .host = &w->host.super,
+                         .released = on_released};
     gw_timer_start(w, &gr->deadline, limits->timeout_ms, on_deadline);
 
     switch (bff_admission_enter(&gr->route->admission, &gr->waiter)) {

@@ -50,7 +50,8 @@ static const char api_json[] =
     "  {\"path\": \"/pattern\", \"function\": \"pattern\", \"timeout_ms\": 200},\n"
     "  {\"path\": \"/mem/{kind}\", \"function\": \"mem\", \"memory_mb\": 8},\n"
     "  {\"path\": \"/crash/{kind}\", \"function\": \"crash\"},\n"
-    "  {\"path\": \"/csleep\", \"function\": \"csleep\", \"timeout_ms\": 300}\n"
+    "  {\"path\": \"/csleep\", \"function\": \"csleep\", \"timeout_ms\": 300},\n"
+    "  {\"path\": \"/csleep1\", \"function\": \"csleep\", \"timeout_ms\": 200, \"concurrency\": 1, \"queue_max\": 0}\n"
     "]}\n";
 
 static const char sleeper_lua[] = "return { handler = function(event, ctx)\n"
@@ -270,9 +271,16 @@ static void test_catastrophic_pattern_times_out(void **state)
 
 static void test_c_function_sleeping_past_its_deadline(void **state)
 {
-    expect_timeout_while_fast_serves("/csleep?ms=3000");
-    /* A C call that fits its deadline is answered. */
     e2e_response res;
+    expect_timeout_while_fast_serves("/csleep?ms=3000");
+    /* An abandoned C call keeps its route's slot until it really ends (it still holds a pool thread). */
+    get("/csleep1?ms=1500", &res);
+    assert_int_equal(res.status, 504);
+    e2e_response_release(&res);
+    get("/csleep1?ms=1", &res);
+    assert_int_equal(res.status, 429);
+    e2e_response_release(&res);
+    /* A C call that fits its deadline is answered. */
     get("/csleep?ms=10", &res);
     assert_int_equal(res.status, 200);
     assert_string_equal(res.body, "{\"slept\":10}");
