@@ -30,7 +30,8 @@ struct gw_server {
     gw_worker *workers;
 };
 
-static gw_worker *retired_workers; /* kept reachable until exit (see gw_server_free) */
+/* Kept reachable until exit (see gw_server_free); volatile so the store is not optimised away. */
+static gw_worker *volatile retired_workers;
 
 typedef struct stop_message {
     h2o_multithread_message_t super;
