@@ -17,7 +17,8 @@ struct gw_server;
 /*
  * A worker owns one h2o context and event loop, its listening sockets (one per configured
  * listener, SO_REUSEPORT) and a cached reference to the live snapshot. Every field is touched
- * only by the worker's own thread, except `control`, which other threads post messages to.
+ * only by the worker's own thread, except `control` and `host.calls` (other threads post messages to
+ * them, `host` under its post_lock).
  */
 typedef struct gw_worker {
     h2o_context_t ctx; /* first: the handler finds its worker from req->conn->ctx */
