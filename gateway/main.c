@@ -15,6 +15,7 @@
 #include "gw_config.h"
 #include "admin.h"
 #include "live.h"
+#include "metrics.h"
 #include "reload.h"
 #include "request.h"
 #include "server.h"
@@ -165,6 +166,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     fn_pool_set_max_threads(server.function_threads);
+    gw_metrics_init(server.threads);
     SSL_load_error_strings();
     SSL_library_init();
     gw_live_publish(snap);
