@@ -10,7 +10,8 @@ BFFGATE_PACKAGES=(
   gcc pkg-config meson ninja-build
   libh2o-evloop-dev libssl-dev liblua5.4-dev libjansson-dev libjwt-dev
   libcmocka-dev libcurl4-openssl-dev
-  openssl curl
+  openssl curl python3
+  prometheus
 )
 
 bffgate_install_missing() {
