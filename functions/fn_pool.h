@@ -10,8 +10,8 @@
 /*
  * A job is submitted from a worker thread with its fn_host. A pool thread runs job->run (unless it was
  * cancelled before it started); then the pool posts back to the submitting thread (through host->post):
- * job->complete, or, for a cancelled job, job->ended when set. job->release frees the job, exactly once, when both the submitter (by completing or
- * cancelling) and the pool are done with it; it may run on either thread.
+ * job->complete, or, for a cancelled job, job->ended when set. job->release frees the job, exactly once, when both the
+ * submitter (by completing or cancelling) and the pool are done with it; it may run on either thread.
  *
  * Threads are started on demand, up to the configured maximum (default 64); when all are busy,
  * jobs wait in FIFO order. A job that blocks occupies one thread and nothing else: other jobs keep

@@ -47,6 +47,7 @@ typedef struct json_walk {
     char *err;
     size_t err_cap;
     fn_buf *out;          /* encode */
+    size_t max_len;       /* encode: the most the text may take (the invocation's memory budget) */
     const void *array_mt; /* encode: the array metatable, NULL when never created */
     int array_mt_index;   /* decode: stack index of the array metatable */
     path_segment path[FN_JSON_MAX_DEPTH];
@@ -151,9 +152,27 @@ static int fail_no_memory(json_walk *w)
 
 /* ---- encoding ---- */
 
+static size_t (*json_budget)(lua_State *L);
+
+void fn_lua_json_set_budget(size_t (*budget)(lua_State *L))
+{
+    json_budget = budget;
+}
+
+static int over_budget(json_walk *w)
+{
+    if (w->out->len <= w->max_len)
+        return 0;
+    if (w->err != NULL && w->err_cap != 0)
+        snprintf(w->err, w->err_cap, FN_JSON_OVER_BUDGET " (%zu bytes)", w->max_len);
+    return 1;
+}
+
 static int emit(json_walk *w, const char *s, size_t len)
 {
-    return fn_buf_append(w->out, s, len) == 0 ? 0 : fail_no_memory(w);
+    if (fn_buf_append(w->out, s, len) != 0)
+        return fail_no_memory(w);
+    return over_budget(w) ? -1 : 0;
 }
 
 static int encode_integer(json_walk *w, lua_Integer value)
@@ -302,10 +321,19 @@ static int append_json_utf8(fn_buf *out, const char *s, size_t len, size_t *bad_
 static int encode_string(json_walk *w, const char *s, size_t len, int depth, const char *what)
 {
     size_t bad_at = 0;
+    /* Checked before the copy too: one huge string referenced many times must not be copied first. */
+    if (w->out->len + len > w->max_len) {
+        w->out->len += len + 1;
+        over_budget(w);
+        w->out->len -= len + 1;
+        return -1;
+    }
     int rc = append_json_utf8(w->out, s, len, &bad_at);
     if (rc == -EILSEQ)
         return walk_fail(w, depth, "%s is not valid UTF-8 (byte %zu)", what, bad_at);
-    return rc == 0 ? 0 : fail_no_memory(w);
+    if (rc != 0)
+        return fail_no_memory(w);
+    return over_budget(w) ? -1 : 0;
 }
 
 static int encode_value(json_walk *w, int idx, int depth);
@@ -458,6 +486,7 @@ static int encode_value(json_walk *w, int idx, int depth)
 int fn_lua_encode_json(lua_State *L, int idx, fn_buf *out, char *err, size_t cap)
 {
     json_walk w = {.L = L, .err = err, .err_cap = cap, .out = out};
+    w.max_len = json_budget != NULL ? json_budget(L) : SIZE_MAX;
     idx = lua_absindex(L, idx);
     int top = lua_gettop(L);
     if (!lua_checkstack(L, 1))
@@ -631,6 +660,11 @@ static int lib_decode(lua_State *L)
 {
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
+    /* jansson allocates outside the Lua allocator, up to tens of bytes per byte of text ([[],[],...]):
+     * the text may take a thirty-second of what the invocation may still allocate. */
+    size_t budget = json_budget != NULL ? json_budget(L) : SIZE_MAX;
+    if (len > budget / 32)
+        return luaL_error(L, "json.decode: %zu bytes of JSON text is too much for the memory limit", len);
     json_error_t jerr;
     decode_call call = {.value = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)};
     if (call.value == NULL)

@@ -44,6 +44,13 @@ int fn_lua_push_json(lua_State *L, const json_t *value, char *err, size_t cap);
  * Returns 0, or -1 with err set; on error out may hold a partial text (the caller discards it). */
 int fn_lua_encode_json(lua_State *L, int idx, fn_buf *out, char *err, size_t cap);
 
+/* Sets how much JSON text an encode may produce for the state it runs in (the invocation's remaining
+ * memory budget; SIZE_MAX for no limit), and, divided by 32, how much text json.decode accepts: both
+ * allocate outside the Lua allocator. Set once, before any state exists. */
+void fn_lua_json_set_budget(size_t (*budget)(lua_State *L));
+/* Error messages of the encoder start with this when the budget was the reason. */
+#define FN_JSON_OVER_BUDGET "the JSON text would pass the memory limit"
+
 /* Pushes json.null. */
 void fn_lua_push_null(lua_State *L);
 /* Nonzero when the value at idx is json.null. */

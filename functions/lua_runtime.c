@@ -130,6 +130,15 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
     }
 }
 
+/* What the running invocation may still allocate (JSON text is built outside the Lua allocator). */
+static size_t json_budget(lua_State *L)
+{
+    lua_warm *w = warm_of(L);
+    if (w->limit == 0)
+        return SIZE_MAX;
+    return w->limit > w->used ? w->limit - w->used : 0;
+}
+
 /* Called by the pattern functions every few thousand steps: C code never runs the count hook. */
 static void pattern_check(lua_State *L)
 {
@@ -397,6 +406,7 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "close");
     lua_pop(L, 1);
     fn_lua_json_open(L);
+    fn_lua_json_set_budget(json_budget);
 
     lua_warm *w = warm_of(L);
     lua_pushcfunction(L, l_ctx_log);
@@ -750,6 +760,8 @@ static int step(lua_invocation *inv, int nargs)
             return fail(inv, -ENOMEM, 1, "memory limit of %s bytes reached", limit);
         }
         const char *msg = lua_tostring(co, -1);
+        if (msg != NULL && strstr(msg, FN_JSON_OVER_BUDGET) != NULL)
+            return fail(inv, -ENOMEM, 1, "%s", msg); /* json.encode stopped at the memory limit */
         return fail(inv, -EINVAL, 0, "%s", msg != NULL ? msg : "error object is not a string");
     }
     /* Keep only the first result, then convert it under protection. */
@@ -762,9 +774,11 @@ static int step(lua_invocation *inv, int nargs)
     lua_pushlightuserdata(co, inv->res);
     lua_sethook(co, NULL, 0, 0);
     int converted = lua_pcall(co, 2, 0, 0);
-    if (converted != LUA_OK)
-        return fail(inv, converted == LUA_ERRMEM ? -ENOMEM : -EINVAL, converted == LUA_ERRMEM, "%s",
-                    lua_tostring(co, -1));
+    if (converted != LUA_OK) {
+        const char *msg = lua_tostring(co, -1);
+        int memory = converted == LUA_ERRMEM || (msg != NULL && strstr(msg, FN_JSON_OVER_BUDGET) != NULL);
+        return fail(inv, memory ? -ENOMEM : -EINVAL, memory, "%s", msg != NULL ? msg : "conversion failed");
+    }
     return finish(inv, 0, 0);
 }
 

@@ -73,6 +73,9 @@ static const char mem_lua[] =
     "  if kind == 'table' then local t = {} for i = 1, 1e9 do t[i] = i end end\n"
     "  if kind == 'concat' then local s = 'x' while true do s = s .. s end end\n"
     "  if kind == 'strings' then local t = {} for i = 1, 1e9 do t[i] = tostring(i) .. 'x' end end\n"
+    "  if kind == 'json' then local s, t = string.rep('x', 1 << 20), {} for i = 1, 200 do t[i] = s end return t end\n"
+    "  if kind == 'encode' then local s, t = string.rep('x', 1 << 20), {} for i = 1, 200 do t[i] = s end\n"
+    "    return { n = #json.encode(t) } end\n"
     "  return { ok = true }\n"
     "end }\n";
 static const char crash_lua[] =
@@ -289,20 +292,22 @@ static void test_c_function_sleeping_past_its_deadline(void **state)
 
 static void test_memory_bombs(void **state)
 {
-    static const char *const kinds[] = {"/mem/rep", "/mem/table", "/mem/concat", "/mem/strings"};
+    static const char *const kinds[] = {"/mem/rep",     "/mem/table", "/mem/concat",
+                                        "/mem/strings", "/mem/json",  "/mem/encode"};
     /* Warm up (both workers, several rounds) so the baseline includes what the allocator keeps for
      * serving itself: each worker thread's malloc arena settles a few MB above its start. */
-    for (size_t i = 0; i < 16; ++i) {
+    for (size_t i = 0; i < 18; ++i) {
         e2e_response res;
-        get(kinds[i % 4], &res);
+        get(kinds[i % 6], &res);
         e2e_response_release(&res);
     }
     long before = e2e_rss_kb(srv.pid);
     for (int round = 0; round < 5; ++round) {
-        for (size_t i = 0; i < 4; ++i) {
+        for (size_t i = 0; i < 6; ++i) {
             e2e_response res;
             get(kinds[i], &res);
-            assert_int_equal(res.status, 500);
+            if (res.status != 500)
+                fail_msg("%s answered %ld (%zu bytes)", kinds[i], res.status, res.body_len);
             assert_non_null(strstr(res.body, "\"error\":\"the function exceeded its memory limit\""));
             assert_non_null(strstr(res.body, "\"limit\":\"memory_mb\""));
             e2e_response_release(&res);
