@@ -760,8 +760,10 @@ static int step(lua_invocation *inv, int nargs)
             return fail(inv, -ENOMEM, 1, "memory limit of %s bytes reached", limit);
         }
         const char *msg = lua_tostring(co, -1);
-        if (msg != NULL && strstr(msg, FN_JSON_OVER_BUDGET) != NULL)
-            return fail(inv, -ENOMEM, 1, "%s", msg); /* json.encode stopped at the memory limit */
+        /* json.encode stopped at the memory limit, or a memory error re-raised as a plain error (by
+         * coroutine.close, pcall in C...): still a memory-limit stop, and the state goes. */
+        if (msg != NULL && (strstr(msg, FN_JSON_OVER_BUDGET) != NULL || strcmp(msg, "not enough memory") == 0))
+            return fail(inv, -ENOMEM, 1, "%s", msg);
         return fail(inv, -EINVAL, 0, "%s", msg != NULL ? msg : "error object is not a string");
     }
     /* Keep only the first result, then convert it under protection. */
@@ -854,8 +856,9 @@ static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_
         lua_sethook(inv->co, deadline_hook, LUA_MASKCOUNT, HOOK_INSTRUCTIONS);
     lua_rawgeti(inv->co, LUA_REGISTRYINDEX, w->handler_ref);
     lua_pushcfunction(inv->co, build_arguments);
-    if (lua_pcall(inv->co, 0, 2, 0) != LUA_OK)
-        return fail(inv, -EINVAL, 1, "%s", lua_tostring(inv->co, -1));
+    int built = lua_pcall(inv->co, 0, 2, 0);
+    if (built != LUA_OK)
+        return fail(inv, built == LUA_ERRMEM ? -ENOMEM : -EINVAL, 1, "%s", lua_tostring(inv->co, -1));
     int rc = step(inv, 2);
     if (rc == FN_PENDING)
         *task = &inv->task;
