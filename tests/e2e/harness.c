@@ -41,16 +41,28 @@ void e2e_init(e2e_server *srv)
     srv->pid = -1;
 }
 
+/* Ports from below the kernel's ephemeral range (32768+ here), where the clients' own outgoing
+ * connections in parallel tests cannot take a port between our pick and the server's bind. */
 void e2e_pick_port(e2e_server *srv)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
-        die("pick port");
-    srv->port = ntohs(sin.sin_port);
-    close(fd);
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        seed = seed * 1103515245u + 12345u;
+        int port = 20000 + (int)((seed >> 8) % 12000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sin = {
+            .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok) {
+            srv->port = port;
+            return;
+        }
+    }
+    die("pick port");
 }
 
 static void mkdirs_for(const char *path)

@@ -7,7 +7,13 @@ BIN=$1
 command -v prometheus >/dev/null || { echo "prometheus is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
 command -v promtool >/dev/null || { echo "promtool is not installed (package prometheus)" >&2; exit 1; }
 DIR=$(mktemp -d /tmp/bffgate-prom-XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# Below the ephemeral range, so parallel tests' outgoing connections cannot take it first.
+free_port() { python3 -c 'import random,socket
+while True:
+    p = random.randint(20000, 31999); s = socket.socket()
+    try: s.bind(("127.0.0.1", p)); print(p); break
+    except OSError: pass
+    finally: s.close()'; }
 PORT=$(free_port); ADMIN=$(free_port); PROM=$(free_port)
 cleanup() { kill "${BPID:-}" "${PPID2:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
