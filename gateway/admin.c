@@ -1,4 +1,4 @@
-/* admin: a one-thread h2o server for operators: /healthz, /admin/status, /admin/reload. */
+/* admin: a one-thread h2o server for operators: the status page, /healthz, /metrics, /admin/stats, /admin/reload. */
 #include "admin.h"
 
 #include <pthread.h>
@@ -16,6 +16,7 @@
 #include "reload.h"
 #include "respond.h"
 #include "server.h"
+#include "status_page.h"
 
 static struct {
     h2o_globalconf_t globalconf;
@@ -114,7 +115,17 @@ static void routes_json(fn_buf *out)
 static int on_admin_request(h2o_handler_t *self, h2o_req_t *req)
 {
     fn_buf body = FN_BUF_INIT;
-    if (is(req, "GET", "/healthz")) {
+    if (is(req, "GET", "/")) {
+        /* The page fetches only this listener's own JSON: a strict policy says so to the browser. */
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("text/html; charset=utf-8"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+        gw_add_header(req, H2O_STRLIT("x-content-type-options"), H2O_STRLIT("nosniff"));
+        gw_add_header(req, H2O_STRLIT("content-security-policy"),
+                      H2O_STRLIT("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                                 "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'"));
+        gw_respond(req, 200, gw_status_page_html, gw_status_page_html_len);
+    } else if (is(req, "GET", "/healthz")) {
         fn_buf_append_str(&body, "{\"status\":\"ok\"}");
         send_json(req, 200, &body);
     } else if (is(req, "GET", "/readyz")) {
@@ -133,6 +144,9 @@ static int on_admin_request(h2o_handler_t *self, h2o_req_t *req)
         fn_buf_release(&body);
     } else if (is(req, "GET", "/admin/routes")) {
         routes_json(&body);
+        send_json(req, 200, &body);
+    } else if (is(req, "GET", "/admin/stats")) {
+        gw_metrics_stats_json(&body);
         send_json(req, 200, &body);
     } else if (is(req, "GET", "/admin/status")) {
         char head[96];

@@ -9,6 +9,8 @@
 /*
  * Serves, on server.admin (loopback by default; separate from the traffic listeners and thread, so
  * it answers while the gateway is flooded):
+ *   GET  /               the status page (self-contained HTML: routes, rates, p50/p99, a p99 chart)
+ *   GET  /admin/stats    per-route counts and duration buckets as JSON (what the status page polls)
  *   GET  /healthz        200 {"status":"ok"} (the process is alive)
  *   GET  /readyz         200 once a snapshot is live and listeners are up; 503 while draining
  *   GET  /metrics        Prometheus text format (see metrics.h)

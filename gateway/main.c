@@ -14,6 +14,7 @@
 #include "../functions/fn_pool.h"
 #include "gw_config.h"
 #include "admin.h"
+#include "cli.h"
 #include "live.h"
 #include "metrics.h"
 #include "reload.h"
@@ -30,6 +31,7 @@
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: bffgate [OPTIONS] [CONFIG]\n"
+                 "       bffgate invoke|routes|openapi ... (see Subcommands)\n"
                  "\n"
                  "Serves the Backend-for-Frontend gateway described by CONFIG (default: " DEFAULT_CONFIG ").\n"
                  "\n"
@@ -45,18 +47,17 @@ static void usage(FILE *out)
                  "  -V, --version         show the version\n"
                  "\n"
                  "Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (up to\n"
-                 "server.drain_timeout_ms) and exit 0.\n");
-}
-
-static void print_errors(const cfg_errors *errs)
-{
-    for (size_t i = 0; i < errs->count; ++i)
-        fprintf(stderr, "%s\n", errs->items[i] != NULL ? errs->items[i] : "(error text lost: out of memory)");
-    fprintf(stderr, "bffgate: %zu configuration error%s\n", errs->count, errs->count == 1 ? "" : "s");
+                 "server.drain_timeout_ms) and exit 0.\n"
+                 "\n");
+    gw_cli_usage(out);
 }
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && gw_cli_is_command(argv[1])) {
+        signal(SIGPIPE, SIG_IGN);
+        return gw_cli_run(argc - 1, argv + 1);
+    }
     static const struct option options[] = {{"check", no_argument, NULL, 'c'},
                                             {"threads", required_argument, NULL, 't'},
                                             {"lib-path", required_argument, NULL, 'L'},
@@ -122,7 +123,7 @@ int main(int argc, char **argv)
     bff_snapshot *snap = NULL;
     cfg_errors errs = {0};
     if (gw_config_load(config, check ? 1 : threads, lib_path, nlib_path, &server, &snap, &errs) != 0) {
-        print_errors(&errs);
+        gw_cli_print_config_errors(&errs);
         cfg_errors_release(&errs);
         free(env_path);
         return 1;

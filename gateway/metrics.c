@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../functions/lua_runtime.h"
@@ -37,7 +38,15 @@ static struct {
     thread_shards *shards; /* threads entries */
     char **names;          /* id -> "frontend\npattern"; id 0 unused */
     atomic_uint nids;
+    double started; /* CLOCK_MONOTONIC seconds at gw_metrics_init, when the counters start */
 } M = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static double monotonic_seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
 
 void gw_metrics_init(unsigned threads)
 {
@@ -45,6 +54,7 @@ void gw_metrics_init(unsigned threads)
     if (M.shards == NULL) {
         M.threads = threads;
         M.shards = calloc(threads, sizeof(*M.shards));
+        M.started = monotonic_seconds();
     }
     pthread_mutex_unlock(&M.lock);
 }
@@ -322,4 +332,68 @@ void gw_metrics_render(fn_buf *out)
              "process_open_fds %ld\n",
              rss_bytes(), count_fds());
     fn_buf_append_str(out, line);
+}
+
+static void stats_route_json(fn_buf *out, const bff_route *route)
+{
+    route_shard sum;
+    if (route->stats_id != 0 && route->stats_id < atomic_load(&M.nids) && M.shards != NULL)
+        sum_route(route->stats_id, &sum);
+    else
+        memset(&sum, 0, sizeof(sum));
+    char num[160];
+    fn_buf_append_str(out, "{\"path\":");
+    fn_buf_append_json_string(out, route->pattern, strlen(route->pattern));
+    snprintf(num, sizeof(num),
+             ",\"requests\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu},"
+             "\"durationBuckets\":[",
+             (unsigned long long)sum.by_class[0], (unsigned long long)sum.by_class[1],
+             (unsigned long long)sum.by_class[2], (unsigned long long)sum.by_class[3],
+             (unsigned long long)sum.by_class[4]);
+    fn_buf_append_str(out, num);
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= NBUCKETS; ++b) {
+        cumulative += sum.buckets[b];
+        if (b < NBUCKETS)
+            snprintf(num, sizeof(num), "%s{\"le\":%g,\"count\":%llu}", b > 0 ? "," : "", bucket_le[b],
+                     (unsigned long long)cumulative);
+        else
+            snprintf(num, sizeof(num), ",{\"le\":\"+Inf\",\"count\":%llu}", (unsigned long long)cumulative);
+        fn_buf_append_str(out, num);
+    }
+    snprintf(num, sizeof(num), "],\"durationSum\":%.9f}", (double)sum.sum_ns / 1e9);
+    fn_buf_append_str(out, num);
+}
+
+void gw_metrics_stats_json(fn_buf *out)
+{
+    bff_snapshot *snap = gw_live_acquire();
+    char head[160];
+    snprintf(head, sizeof(head), "{\"version\":%llu,\"monotonicSeconds\":%.3f,\"startedSeconds\":%.3f,\"frontends\":[",
+             snap != NULL ? (unsigned long long)snap->version : 0ULL, monotonic_seconds(), M.started);
+    fn_buf_append_str(out, head);
+    for (size_t f = 0; snap != NULL && f < snap->nfrontends; ++f) {
+        const bff_frontend *fe = &snap->frontends[f];
+        fn_buf_append_str(out, f > 0 ? ",{\"name\":" : "{\"name\":");
+        fn_buf_append_json_string(out, fe->name, strlen(fe->name));
+        fn_buf_append_str(out, ",\"routes\":[");
+        unsigned char seen[GW_METRICS_MAX_ROUTES / 8] = {0}; /* ids listed for this frontend */
+        int first = 1;
+        for (size_t r = 0; r < fe->nroutes; ++r) {
+            const bff_route *route = &fe->routes[r];
+            uint32_t id = route->stats_id;
+            if (id != 0 && id < GW_METRICS_MAX_ROUTES) {
+                if (seen[id / 8] & (1u << (id % 8)))
+                    continue; /* the same pattern with other methods: one set of counters */
+                seen[id / 8] |= (unsigned char)(1u << (id % 8));
+            }
+            if (!first)
+                fn_buf_append_char(out, ',');
+            first = 0;
+            stats_route_json(out, route);
+        }
+        fn_buf_append_str(out, "]}");
+    }
+    fn_buf_append_str(out, "]}");
+    bff_snapshot_release(&snap);
 }

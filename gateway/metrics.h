@@ -42,4 +42,17 @@ void gw_metrics_event(unsigned thread, uint32_t id, gw_route_event ev);
 /* Appends the whole Prometheus text exposition (routes, functions, reloads, process). Any thread. */
 void gw_metrics_render(fn_buf *out);
 
+/*
+ * Appends, as one JSON object, the request counters of every route of the live snapshot, summed from
+ * the same shards as gw_metrics_render (for the admin status page):
+ *   {"version": N, "monotonicSeconds": T, "startedSeconds": T0, "frontends": [{"name", "routes": [{"path",
+ *    "requests": {"1xx": n, "2xx": n, "3xx": n, "4xx": n, "5xx": n},
+ *    "durationBuckets": [{"le": 0.0005, "count": n}, ..., {"le": "+Inf", "count": n}], "durationSum": s}]}]}
+ * Counts are totals since the process started (they survive reloads); bucket counts are cumulative, as
+ * in Prometheus. T is CLOCK_MONOTONIC in seconds, so a reader divides count deltas by T deltas for
+ * rates; T0 is the same clock when the counters started (gw_metrics_init). A pattern is listed once per frontend even
+ * when several routes (methods) share it, as in /metrics. Any thread; takes no lock that the request path takes.
+ */
+void gw_metrics_stats_json(fn_buf *out);
+
 #endif

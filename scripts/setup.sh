@@ -10,6 +10,7 @@ BFFGATE_PACKAGES=(
   gcc pkg-config meson ninja-build
   libh2o-evloop-dev libssl-dev liblua5.4-dev libjansson-dev libjwt-dev
   libcmocka-dev libcurl4-openssl-dev
+  chromium # e2e/status_page renders the admin status page in headless Chromium
   openssl curl python3
   prometheus
 )
