@@ -2,6 +2,7 @@
 #include "c_runtime.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -270,8 +271,33 @@ static int job_cancel(fn_task *task)
  * would never load. Each load therefore opens a private copy under a unique name (in a directory of
  * this process's), which is unlinked as soon as it is mapped: nothing is left behind on disk.
  */
+/* A shared object whose loadable segments reach past its end (a file caught while being written)
+ * would be mapped anyway, and touching the missing pages kills the process with SIGBUS: refuse it. */
+static int elf_is_whole(const char *content, size_t len)
+{
+    Elf64_Ehdr eh;
+    if (len < sizeof(eh))
+        return 0;
+    memcpy(&eh, content, sizeof(eh));
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > len ||
+        (size_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
+        return 0;
+    for (size_t i = 0; i < eh.e_phnum; ++i) {
+        Elf64_Phdr ph;
+        memcpy(&ph, content + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+        if (ph.p_type == PT_LOAD && (ph.p_offset > len || ph.p_filesz > len - ph.p_offset))
+            return 0;
+    }
+    return eh.e_shoff <= len;
+}
+
 static void *dlopen_private_copy(const char *path, const char *content, size_t len, char *err, size_t cap)
 {
+    if (!elf_is_whole(content, len)) {
+        snprintf(err, cap, "%s: not a complete 64-bit ELF shared object (truncated, or still being written?)", path);
+        return NULL;
+    }
     static atomic_uint counter;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, make_private_dir);

@@ -229,7 +229,7 @@ static void test_not_an_object_refused(void **state)
     assert_int_equal(fn_c_load("text", path, "handler", 0, 1, &fn, err, sizeof(err)), -EINVAL);
     assert_null(fn);
     assert_contains(err, path);
-    assert_contains(err, "cannot load the C object");
+    assert_contains(err, "not a complete 64-bit ELF shared object");
 
     snprintf(path, sizeof(path), "%s/absent.so", temp_dir);
     assert_int_equal(fn_c_load("absent", path, "handler", 0, 1, &fn, err, sizeof(err)), -ENOENT);
@@ -334,20 +334,42 @@ static void test_alloc_counts_against_the_memory_limit(void **state)
     fn_function_release(&fn);
 }
 
+static void test_truncated_object_refused(void **state)
+{
+    (void)state;
+    /* An object caught while being written: its segments reach past the end of the file. Loading it would
+     * SIGBUS the process when a missing page is touched; it must be refused instead. */
+    char good[512], cut[512];
+    fixture_path("good", good, sizeof(good));
+    snprintf(cut, sizeof(cut), "%s/truncated.so", temp_dir);
+    FILE *in = fopen(good, "rb"), *out = fopen(cut, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    fseek(in, 0, SEEK_END);
+    long size = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    char *data = malloc((size_t)size);
+    assert_int_equal(fread(data, 1, (size_t)size, in), (size_t)size);
+    fwrite(data, 1, (size_t)size / 2, out);
+    fclose(in);
+    fclose(out);
+    free(data);
+    fn_function *fn = NULL;
+    char err[512];
+    assert_int_equal(fn_c_load("cut", cut, "handler", 0, 1, &fn, err, sizeof(err)), -EINVAL);
+    assert_null(fn);
+    assert_contains(err, "not a complete 64-bit ELF shared object");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_alloc_counts_against_the_memory_limit),
-        cmocka_unit_test(test_load_and_invoke_good),
-        cmocka_unit_test(test_missing_abi_symbol_refused),
-        cmocka_unit_test(test_other_abi_version_refused),
-        cmocka_unit_test(test_missing_handler_refused),
-        cmocka_unit_test(test_init_failure_refused),
-        cmocka_unit_test(test_not_an_object_refused),
-        cmocka_unit_test(test_header_with_crlf_refused),
-        cmocka_unit_test(test_refused_status_is_an_error),
-        cmocka_unit_test(test_nonzero_return_is_an_error),
-        cmocka_unit_test(test_fini_called_on_last_release),
+        cmocka_unit_test(test_truncated_object_refused),   cmocka_unit_test(test_alloc_counts_against_the_memory_limit),
+        cmocka_unit_test(test_load_and_invoke_good),       cmocka_unit_test(test_missing_abi_symbol_refused),
+        cmocka_unit_test(test_other_abi_version_refused),  cmocka_unit_test(test_missing_handler_refused),
+        cmocka_unit_test(test_init_failure_refused),       cmocka_unit_test(test_not_an_object_refused),
+        cmocka_unit_test(test_header_with_crlf_refused),   cmocka_unit_test(test_refused_status_is_an_error),
+        cmocka_unit_test(test_nonzero_return_is_an_error), cmocka_unit_test(test_fini_called_on_last_release),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
