@@ -20,7 +20,7 @@ typedef struct host_timer {
 } host_timer;
 
 static const uint64_t ladder_ms[GW_TIMER_LISTS] = {1,   2,    5,    10,   20,    50,    100,  200,
-                                                     500, 1000, 2000, 5000, 10000, 30000, 60000};
+                                                   500, 1000, 2000, 5000, 10000, 30000, 60000};
 
 static void link_for_remaining(gw_timer *t, uint64_t now_ns)
 {

@@ -37,7 +37,7 @@ typedef struct gw_request {
     request_state state;
     int holds_slot;
     int slot_until_released; /* a cancelled C call still runs: the slot goes when it ends */
-    int refs; /* one for the h2o request, one while an admission hand-over may be in flight */
+    int refs;                /* one for the h2o request, one while an admission hand-over may be in flight */
     bff_waiter waiter;
     gw_timer deadline;
     gw_timer wait;

@@ -43,7 +43,7 @@ void e2e_init(e2e_server *srv)
 
 /* Ports from below the kernel's ephemeral range (32768+ here), where the clients' own outgoing
  * connections in parallel tests cannot take a port between our pick and the server's bind. */
-void e2e_pick_port(e2e_server *srv)
+static int free_port(void)
 {
     static unsigned seed;
     if (seed == 0)
@@ -57,12 +57,23 @@ void e2e_pick_port(e2e_server *srv)
         int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
         if (fd >= 0)
             close(fd);
-        if (ok) {
-            srv->port = port;
-            return;
-        }
+        if (ok)
+            return port;
     }
     die("pick port");
+    return -1;
+}
+
+void e2e_pick_port(e2e_server *srv)
+{
+    srv->port = free_port();
+}
+
+void e2e_pick_admin_port(e2e_server *srv)
+{
+    do
+        srv->admin_port = free_port();
+    while (srv->admin_port == srv->port);
 }
 
 static void mkdirs_for(const char *path)
@@ -90,6 +101,9 @@ void e2e_write(e2e_server *srv, const char *relpath, const char *text)
         if (strncmp(p, "@PORT@", 6) == 0) {
             fprintf(f, "%d", srv->port);
             p += 6;
+        } else if (strncmp(p, "@ADMIN@", 7) == 0) {
+            fprintf(f, "%d", srv->admin_port);
+            p += 7;
         } else if (strncmp(p, "@EXAMPLES@", 10) == 0) {
             fputs(EXAMPLES_DIR, f);
             p += 10;
@@ -322,6 +336,13 @@ int e2e_request(e2e_server *srv, e2e_http http, const char *method, const char *
     curl_slist_free_all(list);
     curl_easy_cleanup(curl);
     return rc == CURLE_OK ? 0 : -1;
+}
+
+int e2e_admin_request(e2e_server *srv, const char *method, const char *path, e2e_response *res)
+{
+    e2e_server admin = *srv;
+    admin.port = srv->admin_port;
+    return e2e_request(&admin, E2E_HTTP1, method, path, NULL, NULL, 0, res);
 }
 
 void e2e_response_release(e2e_response *res)

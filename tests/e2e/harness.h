@@ -10,16 +10,19 @@ typedef struct e2e_server {
     char dir[256];
     char log_path[300];
     int port;
+    int admin_port; /* 0 until e2e_pick_admin_port */
     pid_t pid;
 } e2e_server;
 
 /* Creates the temp dir; nothing is started. */
 void e2e_init(e2e_server *srv);
-/* Writes dir/relpath (creating subdirectories); every "@PORT@" in text becomes srv->port and every
- * "@EXAMPLES@" the directory of the example C objects. */
+/* Writes dir/relpath (creating subdirectories); every "@PORT@" in text becomes srv->port, "@ADMIN@"
+ * srv->admin_port and "@EXAMPLES@" the directory of the example C objects. */
 void e2e_write(e2e_server *srv, const char *relpath, const char *text);
-/* Picks a free loopback port (before writing configs that use @PORT@). */
+/* Picks a free loopback port (before writing configs that use @PORT@), below the ephemeral range. */
 void e2e_pick_port(e2e_server *srv);
+/* The same for the admin listener (@ADMIN@). */
+void e2e_pick_admin_port(e2e_server *srv);
 /* Starts bffgate on dir/gateway.json with extra argv (NULL-terminated, may be NULL) and waits until the
  * port accepts connections. Returns 0, or -1 if the process exited or did not listen within 10 s. */
 int e2e_start(e2e_server *srv, const char *const *extra_args);
@@ -51,6 +54,8 @@ typedef struct e2e_response {
 int e2e_request(e2e_server *srv, e2e_http http, const char *method, const char *path, const char *const *headers,
                 const char *body, size_t body_len, e2e_response *res);
 void e2e_response_release(e2e_response *res);
+/* One HTTP/1.1 request to the admin listener. */
+int e2e_admin_request(e2e_server *srv, const char *method, const char *path, e2e_response *res);
 /* Finds a response header value (case-insensitive name); returns a malloc'd copy or NULL. */
 char *e2e_header(const e2e_response *res, const char *name);
 

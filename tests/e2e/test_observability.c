@@ -21,7 +21,7 @@ static int admin_port;
 
 static const char gateway_json[] =
     "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 2,\n"
-    "            \"admin\": {\"port\": ADMIN}, \"log_file\": \"gateway.log\"},\n"
+    "            \"admin\": {\"port\": @ADMIN@}, \"log_file\": \"gateway.log\"},\n"
     " \"functions\": {\"ok\": {\"lua\": \"ok.lua\"}, \"boom\": {\"lua\": \"boom.lua\"}, \"loop\": {\"lua\": "
     "\"loop.lua\"},\n"
     "               \"bomb\": {\"lua\": \"bomb.lua\"}, \"slow\": {\"lua\": \"slow.lua\"}},\n"
@@ -42,15 +42,9 @@ static int group_setup(void **state)
     curl_global_init(CURL_GLOBAL_ALL);
     e2e_init(&srv);
     e2e_pick_port(&srv);
-    e2e_server tmp;
-    e2e_init(&tmp);
-    e2e_pick_port(&tmp);
-    admin_port = tmp.port;
-    e2e_cleanup(&tmp);
-    char text[1024];
-    const char *at = strstr(gateway_json, "ADMIN");
-    snprintf(text, sizeof(text), "%.*s%d%s", (int)(at - gateway_json), gateway_json, admin_port, at + 5);
-    e2e_write(&srv, "gateway.json", text);
+    e2e_pick_admin_port(&srv);
+    admin_port = srv.admin_port;
+    e2e_write(&srv, "gateway.json", gateway_json);
     e2e_write(&srv, "api.json", api_json);
     e2e_write(&srv, "ok.lua",
               "return { handler = function(e, ctx) ctx.log('info', 'hi', { n = 1 }) return { ok = true } end }\n");

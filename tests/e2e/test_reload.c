@@ -51,14 +51,9 @@ static void write_file(const char *rel, const char *text)
 
 static void write_gateway(const char *symbol)
 {
-    char text[1024], port[16];
+    char text[1024];
     snprintf(text, sizeof(text), gateway_json, symbol);
-    /* @ADMIN@ is ours; @PORT@ is the harness's. */
-    char *at = strstr(text, "@ADMIN@");
-    snprintf(port, sizeof(port), "%d", admin_port);
-    char final[1100];
-    snprintf(final, sizeof(final), "%.*s%s%s", (int)(at - text), text, port, at + 7);
-    write_file("gateway.json", final);
+    write_file("gateway.json", text);
 }
 
 static void copy_file(const char *from, const char *to_rel)
@@ -83,11 +78,8 @@ static int group_setup(void **state)
     curl_global_init(CURL_GLOBAL_ALL);
     e2e_init(&srv);
     e2e_pick_port(&srv);
-    e2e_server tmp;
-    e2e_init(&tmp);
-    e2e_pick_port(&tmp);
-    admin_port = tmp.port;
-    e2e_cleanup(&tmp);
+    e2e_pick_admin_port(&srv);
+    admin_port = srv.admin_port;
     char lua[512];
     greet_lua(lua, sizeof(lua), 1);
     write_file("fn/greet.lua", lua);

@@ -38,7 +38,7 @@ static int admin_port;
 
 static const char gateway_json[] =
     "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 2,\n"
-    "            \"admin\": {\"port\": ADMIN}, \"log_file\": \"gateway.log\"},\n"
+    "            \"admin\": {\"port\": @ADMIN@}, \"log_file\": \"gateway.log\"},\n"
     " \"functions\": {\"ok\": {\"lua\": \"ok.lua\"}, \"item\": {\"lua\": \"item.lua\"},\n"
     "               \"missing\": {\"lua\": \"missing.lua\"}, \"boom\": {\"lua\": \"boom.lua\"}},\n"
     " \"frontends\": [\"web.json\", \"mobile.json\"]}\n";
@@ -59,16 +59,10 @@ static int group_setup(void **state)
     curl_global_init(CURL_GLOBAL_ALL);
     e2e_init(&srv);
     e2e_pick_port(&srv);
-    e2e_server tmp;
-    e2e_init(&tmp);
-    e2e_pick_port(&tmp);
-    admin_port = tmp.port;
-    e2e_cleanup(&tmp);
+    e2e_pick_admin_port(&srv);
+    admin_port = srv.admin_port;
     e2e_init(&scratch);
-    char text[1024];
-    const char *at = strstr(gateway_json, "ADMIN");
-    snprintf(text, sizeof(text), "%.*s%d%s", (int)(at - gateway_json), gateway_json, admin_port, at + 5);
-    e2e_write(&srv, "gateway.json", text);
+    e2e_write(&srv, "gateway.json", gateway_json);
     e2e_write(&srv, "web.json", web_json);
     e2e_write(&srv, "mobile.json", mobile_json);
     e2e_write(&srv, "ok.lua", "return { handler = function() return { ok = true } end }\n");
