@@ -271,8 +271,10 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
         }
         route->fn = fn_function_acquire(snap->functions[idx].fn);
         bff_admission_init(&route->admission, route->limits.concurrency, route->limits.queue_max, opts->admit);
-        if (opts->route_stats_id != NULL && fe->name != NULL)
+        if (opts->route_stats_id != NULL && fe->name != NULL) {
             route->stats_id = opts->route_stats_id(fe->name, pattern);
+            route->fn_stats_id = opts->route_stats_id("", fn_name);
+        }
         if (route->limits.rate_rps > 0 && (route->ratelimit = malloc(sizeof(*route->ratelimit))) != NULL)
             bff_ratelimit_init(route->ratelimit, route->limits.rate_rps, route->limits.rate_burst);
         ++fe->nroutes;

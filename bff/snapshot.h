@@ -49,6 +49,7 @@ typedef struct bff_route {
     bff_admission admission;  /* shared by all threads */
     bff_ratelimit *ratelimit; /* NULL without a rate limit */
     uint32_t stats_id;        /* the gateway's metrics id for (frontend, pattern); 0 when not tracked */
+    uint32_t fn_stats_id;     /* the metrics id of its function (frontend "", pattern = function name) */
 } bff_route;
 
 typedef struct bff_frontend {

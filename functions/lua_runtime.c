@@ -2,6 +2,7 @@
 #include "lua_runtime.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,10 @@ typedef struct lua_invocation lua_invocation;
 typedef struct lua_warm {
     lua_State *L;
     size_t used;
-    size_t peak;       /* the most `used` reached since the invocation started */
-    size_t load_bytes; /* `used` right after the module loaded */
-    size_t limit;      /* 0 = unlimited */
+    size_t peak;         /* the most `used` reached since the invocation started */
+    size_t load_bytes;   /* `used` right after the module loaded */
+    size_t pooled_bytes; /* `used` when it went into the pool (what pool->idle_bytes counts for it) */
+    size_t limit;        /* 0 = unlimited */
     int handler_ref;
     int log_ref;
     int remaining_ref;
@@ -43,13 +45,26 @@ typedef struct lua_warm {
     lua_invocation *current;
 } lua_warm;
 
+/* Written only by the owning worker thread; the counters are relaxed atomics because a metrics scrape
+ * reads them from another thread. */
 typedef struct lua_pool {
     lua_warm *idle[POOL_MAX_IDLE];
     size_t nidle;
-    size_t cold_starts;
-    size_t discarded;
+    atomic_size_t cold_starts;
+    atomic_size_t discarded;
+    atomic_size_t idle_bytes; /* memory held by the idle states */
     char pad[64];
 } lua_pool;
+
+static inline void pool_add(atomic_size_t *c, size_t by)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by, memory_order_relaxed);
+}
+
+static inline void pool_sub(atomic_size_t *c, size_t by)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - by, memory_order_relaxed);
+}
 
 typedef struct lua_impl {
     char *source;
@@ -680,10 +695,20 @@ static int collect_response(lua_State *L)
 
 static void pool_put(lua_pool *pool, lua_warm *w)
 {
-    if (pool->nidle < POOL_MAX_IDLE)
+    if (pool->nidle < POOL_MAX_IDLE) {
         pool->idle[pool->nidle++] = w;
-    else
+        w->pooled_bytes = w->used;
+        pool_add(&pool->idle_bytes, w->pooled_bytes);
+    } else {
         warm_close(w);
+    }
+}
+
+static lua_warm *pool_take(lua_pool *pool)
+{
+    lua_warm *w = pool->idle[--pool->nidle];
+    pool_sub(&pool->idle_bytes, w->pooled_bytes);
+    return w;
 }
 
 /* Ends an invocation: the state goes back to the pool, or is closed when it broke a limit. Frees inv. */
@@ -701,7 +726,7 @@ static int finish(lua_invocation *inv, int rc, int discard)
     if (discard) {
         size_t held = w->used;
         warm_close(w);
-        ++inv->pool->discarded;
+        pool_add(&inv->pool->discarded, 1);
         if (held >= TRIM_AFTER_BYTES)
             malloc_trim(0); /* so a memory bomb does not leave the process's RSS raised */
     } else {
@@ -823,14 +848,14 @@ static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_
     }
     lua_warm *w;
     if (pool->nidle > 0) {
-        w = pool->idle[--pool->nidle];
+        w = pool_take(pool);
     } else {
         w = warm_new(fn, impl, res->error, sizeof(res->error));
         if (w == NULL) {
             free(inv);
             return -ENOMEM;
         }
-        ++pool->cold_starts;
+        pool_add(&pool->cold_starts, 1);
         inv->cold = 1;
     }
     inv->task.cancel = lua_cancel;
@@ -950,7 +975,8 @@ void fn_lua_pool_stats_get(const fn_function *fn, unsigned thread, fn_lua_pool_s
 {
     const lua_impl *impl = fn->impl;
     const lua_pool *pool = &impl->pools[thread];
-    out->idle = pool->nidle;
-    out->cold_starts = pool->cold_starts;
-    out->discarded = pool->discarded;
+    out->idle = __atomic_load_n(&pool->nidle, __ATOMIC_RELAXED);
+    out->cold_starts = atomic_load_explicit(&pool->cold_starts, memory_order_relaxed);
+    out->discarded = atomic_load_explicit(&pool->discarded, memory_order_relaxed);
+    out->idle_bytes = atomic_load_explicit(&pool->idle_bytes, memory_order_relaxed);
 }

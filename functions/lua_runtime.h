@@ -46,7 +46,10 @@ typedef struct fn_lua_pool_stats {
     size_t idle;        /* states ready in the pool */
     size_t cold_starts; /* states created by invocations */
     size_t discarded;   /* states closed after a timeout, memory error or yield */
+    size_t idle_bytes;  /* memory held by the idle states */
 } fn_lua_pool_stats;
+
+/* Any thread may read the stats (relaxed atomics); idle is exact only on the pool's own thread. */
 
 void fn_lua_pool_stats_get(const fn_function *fn, unsigned thread, fn_lua_pool_stats *out);
 

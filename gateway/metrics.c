@@ -160,8 +160,20 @@ static void label(fn_buf *out, const char *s, size_t len)
     }
 }
 
+/* Function series are registered with an empty frontend: "\nNAME". */
+static int is_function_series(const char *name)
+{
+    return name[0] == '\n';
+}
+
 static void route_labels(fn_buf *out, const char *name)
 {
+    if (is_function_series(name)) {
+        fn_buf_append_str(out, "function=\"");
+        label(out, name + 1, strlen(name + 1));
+        fn_buf_append_char(out, '"');
+        return;
+    }
     const char *nl = strchr(name, '\n');
     fn_buf_append_str(out, "frontend=\"");
     label(out, name, (size_t)(nl - name));
@@ -226,6 +238,25 @@ static long rss_bytes(void)
     return resident * sysconf(_SC_PAGESIZE);
 }
 
+static void histogram(fn_buf *out, const char *base, const char *name, const route_shard *sum)
+{
+    char metric[128], le[48];
+    uint64_t cumulative = 0;
+    snprintf(metric, sizeof(metric), "%s_bucket", base);
+    for (size_t b = 0; b <= NBUCKETS; ++b) {
+        cumulative += sum->buckets[b];
+        if (b < NBUCKETS)
+            snprintf(le, sizeof(le), ",le=\"%g\"", bucket_le[b]);
+        else
+            snprintf(le, sizeof(le), ",le=\"+Inf\"");
+        sample(out, metric, name, le, (double)cumulative);
+    }
+    snprintf(metric, sizeof(metric), "%s_sum", base);
+    sample(out, metric, name, NULL, (double)sum->sum_ns / 1e9);
+    snprintf(metric, sizeof(metric), "%s_count", base);
+    sample(out, metric, name, NULL, (double)cumulative);
+}
+
 void gw_metrics_render(fn_buf *out)
 {
     unsigned n = atomic_load(&M.nids);
@@ -239,6 +270,8 @@ void gw_metrics_render(fn_buf *out)
     static const char *const classes[] = {",code=\"1xx\"", ",code=\"2xx\"", ",code=\"3xx\"", ",code=\"4xx\"",
                                           ",code=\"5xx\""};
     for (unsigned id = 1; id < n; ++id) {
+        if (is_function_series(M.names[id]))
+            continue;
         for (size_t c = 0; c < 5; ++c) {
             if (c == 1 || sums[id].by_class[c] > 0) /* always show 2xx so a route appears from the start */
                 sample(out, "bffgate_requests_total", M.names[id], classes[c], (double)sums[id].by_class[c]);
@@ -249,24 +282,30 @@ void gw_metrics_render(fn_buf *out)
         if (last == NULL || strcmp(last, event_metrics[m].metric) != 0)
             header(out, event_metrics[m].metric, "counter", event_metrics[m].help);
         last = event_metrics[m].metric;
-        for (unsigned id = 1; id < n; ++id)
-            sample(out, event_metrics[m].metric, M.names[id], event_metrics[m].extra,
-                   (double)sums[id].events[event_metrics[m].ev]);
+        for (unsigned id = 1; id < n; ++id) {
+            if (!is_function_series(M.names[id]))
+                sample(out, event_metrics[m].metric, M.names[id], event_metrics[m].extra,
+                       (double)sums[id].events[event_metrics[m].ev]);
+        }
     }
     header(out, "bffgate_route_duration_seconds", "histogram", "Time from routing to the answer.");
     for (unsigned id = 1; id < n; ++id) {
-        uint64_t cumulative = 0;
-        char le[48];
-        for (size_t b = 0; b <= NBUCKETS; ++b) {
-            cumulative += sums[id].buckets[b];
-            if (b < NBUCKETS)
-                snprintf(le, sizeof(le), ",le=\"%g\"", bucket_le[b]);
-            else
-                snprintf(le, sizeof(le), ",le=\"+Inf\"");
-            sample(out, "bffgate_route_duration_seconds_bucket", M.names[id], le, (double)cumulative);
+        if (!is_function_series(M.names[id]))
+            histogram(out, "bffgate_route_duration_seconds", M.names[id], &sums[id]);
+    }
+    header(out, "bffgate_function_invocations_total", "counter", "Invocations per function, by outcome.");
+    for (unsigned id = 1; id < n; ++id) {
+        if (is_function_series(M.names[id])) {
+            sample(out, "bffgate_function_invocations_total", M.names[id], ",outcome=\"ok\"",
+                   (double)sums[id].by_class[1]);
+            sample(out, "bffgate_function_invocations_total", M.names[id], ",outcome=\"error\"",
+                   (double)sums[id].by_class[4]);
         }
-        sample(out, "bffgate_route_duration_seconds_sum", M.names[id], NULL, (double)sums[id].sum_ns / 1e9);
-        sample(out, "bffgate_route_duration_seconds_count", M.names[id], NULL, (double)cumulative);
+    }
+    header(out, "bffgate_function_duration_seconds", "histogram", "Time spent in the function, per invocation.");
+    for (unsigned id = 1; id < n; ++id) {
+        if (is_function_series(M.names[id]))
+            histogram(out, "bffgate_function_duration_seconds", M.names[id], &sums[id]);
     }
     free(sums);
 
@@ -308,7 +347,21 @@ void gw_metrics_render(fn_buf *out)
         snprintf(line, sizeof(line), "\",version=\"%s\"} %zu\n", fn->version, cold);
         fn_buf_append_str(out, line);
     }
+    size_t lua_bytes = 0;
+    for (size_t i = 0; snap != NULL && i < snap->nfunctions; ++i) {
+        const fn_function *fn = snap->functions[i].fn;
+        for (unsigned t = 0; fn != NULL && fn->kind == FN_KIND_LUA && t < fn->nthreads; ++t) {
+            fn_lua_pool_stats st;
+            fn_lua_pool_stats_get(fn, t, &st);
+            lua_bytes += st.idle_bytes;
+        }
+    }
     char line[512];
+    snprintf(line, sizeof(line),
+             "# HELP bffgate_lua_memory_bytes Memory held by warm (idle) Lua states.\n"
+             "# TYPE bffgate_lua_memory_bytes gauge\nbffgate_lua_memory_bytes %zu\n",
+             lua_bytes);
+    fn_buf_append_str(out, line);
     snprintf(line, sizeof(line),
              "# HELP bffgate_config_version The config version serving.\n# TYPE bffgate_config_version gauge\n"
              "bffgate_config_version %llu\n",

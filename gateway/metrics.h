@@ -28,7 +28,8 @@ typedef enum gw_route_event {
     GW_EV_COUNT
 } gw_route_event;
 
-/* Returns the id of (frontend, pattern), creating it; 0 means "not tracked" (registry full). Any thread. */
+/* Returns the id of (frontend, pattern), creating it; 0 means "not tracked" (registry full). Any thread.
+ * A function's own series (invocations by outcome, duration) use frontend "" and its name as pattern. */
 uint32_t gw_metrics_route_id(const char *frontend, const char *pattern);
 
 /* Sets the number of worker threads (before they start). */

@@ -138,6 +138,7 @@ static void record(gw_request *gr, int status, size_t bytes)
 static void report(gw_request *gr, int rc)
 {
     event(gr, GW_EV_INVOCATION);
+    gw_metrics_request(gr->w->index, gr->route->fn_stats_id, rc == 0 ? 200 : 500, gr->res.report.duration_ns);
     if (!atomic_load_explicit(&access_log_on, memory_order_relaxed) || !fn_log_enabled(FN_LOG_INFO))
         return;
     const fn_function *fn = gr->route->fn;

@@ -122,6 +122,10 @@ static void test_counters_move_for_each_outcome(void **state)
     assert_true(metric(m, "bffgate_route_duration_seconds_count{frontend=\"api\",route=\"/ok\"}") == 4);
     assert_true(metric(m, "bffgate_route_duration_seconds_bucket{frontend=\"api\",route=\"/ok\",le=\"+Inf\"}") == 4);
     assert_true(metric(m, "bffgate_inflight{frontend=\"api\",route=\"/ok\"}") == 0);
+    assert_true(metric(m, "bffgate_function_invocations_total{function=\"ok\",outcome=\"ok\"}") == 3);
+    assert_true(metric(m, "bffgate_function_invocations_total{function=\"boom\",outcome=\"error\"}") == 1);
+    assert_true(metric(m, "bffgate_function_duration_seconds_count{function=\"ok\"}") == 3);
+    assert_true(metric(m, "bffgate_lua_memory_bytes") > 0);
     assert_true(metric(m, "process_resident_memory_bytes") > 0);
     assert_true(metric(m, "process_open_fds") > 0);
     assert_non_null(strstr(m, "# TYPE bffgate_route_duration_seconds histogram"));
