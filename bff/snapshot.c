@@ -335,7 +335,9 @@ static void load_frontend(bff_snapshot *snap, const char *file, const bff_snapsh
 
     cfg_check_keys(errs, file, "", root, frontend_keys);
     const char *name = NULL;
-    if (cfg_get_string(errs, file, "", root, "name", 1, &name) == 1) {
+    if (cfg_get_string(errs, file, "", root, "name", 1, &name) == 1 && strlen(name) > BFF_NAME_MAX) {
+        cfg_error(errs, file, "name", "a frontend name is at most %d characters", BFF_NAME_MAX);
+    } else if (name != NULL) {
         for (size_t i = 0; i + 1 < snap->nfrontends; ++i) {
             if (snap->frontends[i].name != NULL && strcmp(snap->frontends[i].name, name) == 0)
                 cfg_error(errs, file, "name", "frontend \"%s\" is already defined in %s", name,

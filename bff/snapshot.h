@@ -35,6 +35,7 @@ typedef struct bff_limits {
     double rate_burst;      /* bucket size */
 } bff_limits;
 
+#define BFF_NAME_MAX 128 /* frontend names: they become metric labels and log fields */
 #define BFF_DEFAULT_TIMEOUT_MS 3000
 #define BFF_DEFAULT_CONCURRENCY 100
 #define BFF_DEFAULT_QUEUE_MAX 100

@@ -160,7 +160,7 @@ int fn_log_open(const char *path)
     if (old == STDERR_FILENO) {
         atomic_store(&log_fd, fd);
     } else {
-        dup2(fd, old);
+        dup3(fd, old, O_CLOEXEC);
         close(fd);
     }
     return 0;
@@ -173,8 +173,8 @@ int fn_log_reopen(void)
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    /* dup2 replaces the descriptor atomically: concurrent writers go to the old or the new file. */
-    dup2(fd, atomic_load(&log_fd));
+    /* dup3 replaces the descriptor atomically: concurrent writers go to the old or the new file. */
+    dup3(fd, atomic_load(&log_fd), O_CLOEXEC);
     close(fd);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <h2o/version.h>
 #include <openssl/ssl.h>
@@ -108,6 +109,14 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *config = optind < argc ? argv[optind] : DEFAULT_CONFIG;
+    /* When serving, the config path is made absolute (symlinks kept, for ConfigMaps) before the first
+     * load, so that reloads, which run with the same absolute path, recognise unchanged functions and
+     * keep them warm. --check keeps the path as given, for messages the user recognises. */
+    static char config_abs[8192];
+    char cwd[4096];
+    if (!check && config[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL &&
+        (size_t)snprintf(config_abs, sizeof(config_abs), "%s/%s", cwd, config) < sizeof(config_abs))
+        config = config_abs;
 
     char *env_path = getenv("BFFGATE_LIB_PATH") != NULL ? strdup(getenv("BFFGATE_LIB_PATH")) : NULL;
     char *save = NULL;

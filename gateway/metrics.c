@@ -311,24 +311,35 @@ void gw_metrics_render(fn_buf *out)
 
     /* Gauges and per-function figures come from the live snapshot. */
     bff_snapshot *snap = gw_live_acquire();
-    header(out, "bffgate_inflight", "gauge", "Invocations running now, per route.");
-    for (size_t f = 0; snap != NULL && f < snap->nfrontends; ++f) {
+    /* Routes sharing a pattern (GET /x and POST /x) share one series: sum them per id. Labels come from
+     * the registry's names, never from a formatted copy. */
+    uint64_t *inflight = calloc(n > 0 ? n : 1, sizeof(uint64_t)), *queued = calloc(n > 0 ? n : 1, sizeof(uint64_t));
+    unsigned char *present = calloc(n > 0 ? n : 1, 1);
+    for (size_t f = 0; snap != NULL && inflight != NULL && queued != NULL && present != NULL && f < snap->nfrontends;
+         ++f) {
         const bff_frontend *fe = &snap->frontends[f];
         for (size_t r = 0; r < fe->nroutes; ++r) {
-            char name[1024];
-            snprintf(name, sizeof(name), "%s\n%s", fe->name, fe->routes[r].pattern);
-            sample(out, "bffgate_inflight", name, NULL, (double)atomic_load(&fe->routes[r].admission.inflight));
+            uint32_t id = fe->routes[r].stats_id;
+            if (id == 0 || id >= n)
+                continue;
+            inflight[id] += atomic_load(&fe->routes[r].admission.inflight);
+            queued[id] += atomic_load(&fe->routes[r].admission.nqueued);
+            present[id] = 1;
         }
+    }
+    header(out, "bffgate_inflight", "gauge", "Invocations running now, per route.");
+    for (unsigned id = 1; present != NULL && id < n; ++id) {
+        if (present[id])
+            sample(out, "bffgate_inflight", M.names[id], NULL, (double)inflight[id]);
     }
     header(out, "bffgate_queued", "gauge", "Requests waiting for a slot now, per route.");
-    for (size_t f = 0; snap != NULL && f < snap->nfrontends; ++f) {
-        const bff_frontend *fe = &snap->frontends[f];
-        for (size_t r = 0; r < fe->nroutes; ++r) {
-            char name[1024];
-            snprintf(name, sizeof(name), "%s\n%s", fe->name, fe->routes[r].pattern);
-            sample(out, "bffgate_queued", name, NULL, (double)atomic_load(&fe->routes[r].admission.nqueued));
-        }
+    for (unsigned id = 1; present != NULL && id < n; ++id) {
+        if (present[id])
+            sample(out, "bffgate_queued", M.names[id], NULL, (double)queued[id]);
     }
+    free(inflight);
+    free(queued);
+    free(present);
     header(out, "bffgate_function_cold_starts_total", "counter",
            "Lua states created by invocations (the pool was empty), per function.");
     for (size_t i = 0; snap != NULL && i < snap->nfunctions; ++i) {

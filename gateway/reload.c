@@ -46,7 +46,10 @@ static struct {
     double last_ms;
     fn_buf last_details;    /* JSON members: "errors": [...], "restartNeeded": [...] */
     bff_snapshot *previous; /* the snapshot the last reload replaced, for rollback (one reference) */
-} R = {.lock = PTHREAD_MUTEX_INITIALIZER, .inotify_fd = -1, .wake_fd = -1};
+    /* Guards the counters and last_* fields only, for short moments, so that /metrics, /admin/status and
+     * the health checks behind them on the admin thread never wait for a reload in progress. */
+    pthread_mutex_t status_lock;
+} R = {.lock = PTHREAD_MUTEX_INITIALIZER, .status_lock = PTHREAD_MUTEX_INITIALIZER, .inotify_fd = -1, .wake_fd = -1};
 
 static void watch_tree(const char *dir, int depth)
 {
@@ -170,27 +173,25 @@ int gw_reload_now(const char *reason, fn_buf *result)
     int rc = R.config != NULL
                  ? gw_config_reload(R.config, R.running.threads, R.lib_path, R.nlib_path, prev, &next, &snap, &errs)
                  : -1;
-    fn_buf_release(&R.last_details);
+    fn_buf details = FN_BUF_INIT; /* built here, then swapped in under the status lock */
     if (rc != 0) {
-        ++R.failures;
-        fn_buf_append_str(&R.last_details, ",\"errors\":[");
+        fn_buf_append_str(&details, ",\"errors\":[");
         for (size_t i = 0; i < errs.count; ++i) {
             const char *e = errs.items[i] != NULL ? errs.items[i] : "(out of memory)";
             fn_log_msg(FN_LOG_ERROR, "reload (%s) failed, the running version keeps serving: %s", reason, e);
             if (i > 0)
-                fn_buf_append_char(&R.last_details, ',');
-            fn_buf_append_json_string(&R.last_details, e, strlen(e));
+                fn_buf_append_char(&details, ',');
+            fn_buf_append_json_string(&details, e, strlen(e));
         }
-        fn_buf_append_char(&R.last_details, ']');
+        fn_buf_append_char(&details, ']');
     } else {
-        note_restart_needed(&next, &R.last_details);
+        note_restart_needed(&next, &details);
         fn_log_set_level((fn_log_level)next.log_level);
         gw_access_log_set(next.access_log);
         uint64_t version = snap->version;
         gw_live_publish(snap); /* takes the reference */
         if (R.server != NULL)
             gw_server_snapshot_changed(R.server);
-        ++R.reloads;
         fn_log_msg(FN_LOG_INFO, "reload (%s): version %llu is live (%.1f ms)", reason, (unsigned long long)version,
                    ms_since(&t0));
         /* Keep the replaced snapshot for a rollback (it stays loaded: its states and objects). */
@@ -201,14 +202,22 @@ int gw_reload_now(const char *reason, fn_buf *result)
     }
     bff_snapshot_release(&prev);
     cfg_errors_release(&errs);
+    pthread_mutex_lock(&R.status_lock);
+    if (rc != 0)
+        ++R.failures;
+    else
+        ++R.reloads;
+    fn_buf_release(&R.last_details);
+    R.last_details = details;
     snprintf(R.last_reason, sizeof(R.last_reason), "%s", reason);
     R.last_ok = rc == 0;
     R.have_last = 1;
     R.last_at = time(NULL);
     R.last_ms = ms_since(&t0);
-    refresh_watches();
     if (result != NULL)
         append_last(result);
+    pthread_mutex_unlock(&R.status_lock);
+    refresh_watches();
     pthread_mutex_unlock(&R.lock);
     return rc == 0 ? 0 : -1;
 }
@@ -356,17 +365,19 @@ void gw_reload_stop(void)
     gw_server_config_release(&R.running);
     free(R.config);
     R.config = NULL;
-    fn_buf_release(&R.last_details);
     bff_snapshot_release(&R.previous);
     pthread_mutex_unlock(&R.lock);
+    pthread_mutex_lock(&R.status_lock);
+    fn_buf_release(&R.last_details);
+    pthread_mutex_unlock(&R.status_lock);
 }
 
 void gw_reload_counts(uint64_t *reloads, uint64_t *failures)
 {
-    pthread_mutex_lock(&R.lock);
+    pthread_mutex_lock(&R.status_lock);
     *reloads = R.reloads;
     *failures = R.failures;
-    pthread_mutex_unlock(&R.lock);
+    pthread_mutex_unlock(&R.status_lock);
 }
 
 int gw_reload_rollback(fn_buf *result)
@@ -395,7 +406,7 @@ int gw_reload_rollback(fn_buf *result)
 
 void gw_reload_status_json(fn_buf *out)
 {
-    pthread_mutex_lock(&R.lock);
+    pthread_mutex_lock(&R.status_lock);
     bff_snapshot *snap = gw_live_acquire();
     char head[160];
     snprintf(head, sizeof(head), "\"version\":%llu,\"reloads\":%llu,\"reloadFailures\":%llu,\"lastReload\":",
@@ -431,5 +442,5 @@ void gw_reload_status_json(fn_buf *out)
     }
     fn_buf_append_char(out, ']');
     bff_snapshot_release(&snap);
-    pthread_mutex_unlock(&R.lock);
+    pthread_mutex_unlock(&R.status_lock);
 }

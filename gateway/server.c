@@ -177,7 +177,6 @@ static void *worker_main(void *arg)
         fn_log_batch_flush();
     }
     fn_log_batch_end();
-    gw_live_cache_release(&w->live);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
     gw_requests_dispose(w);
     gw_host_close(w);
@@ -192,6 +191,8 @@ static void *worker_main(void *arg)
         h2o_context_dispose(&w->ctx);
         h2o_evloop_destroy(loop);
     }
+    /* Last: the loop runs above could still have served a request that refilled the cache. */
+    gw_live_cache_release(&w->live);
     return NULL;
 }
 
