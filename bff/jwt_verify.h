@@ -1,0 +1,74 @@
+/* jwt_verify: verification of JWT bearer tokens against pinned keys (RFC 8725), on top of libjwt 1.10. */
+#ifndef BFF_JWT_VERIFY_H
+#define BFF_JWT_VERIFY_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/*
+ * Every key is pinned to one algorithm. A token is checked before libjwt sees it: its size
+ * (at most max_token_bytes), its shape (three base64url parts), its header (valid JSON; "alg" a
+ * known algorithm, never "none"; "kid" selecting the key when keys have ids, otherwise the only
+ * key), and the header's "alg" must be the key's own algorithm, so an HS256 token signed with an
+ * RSA public key used as an HMAC secret (algorithm confusion) is refused before any verification.
+ * Only then does libjwt verify the signature, with that key, and the algorithm it reports is
+ * checked again. Claims: "exp", "nbf" and "iat" must be numbers when present (a string "exp" is
+ * invalid) and are checked with `leeway_s`; "iss" must equal `issuer` when one is configured;
+ * "aud" (a string or an array of strings) must contain one of `audiences` when any is configured.
+ * libjwt 1.10 skips verification for an empty key: an empty key is refused here and at config
+ * time.
+ *
+ * Thread-safe: the config is read-only after bff_jwt_config_add_key; verification allocates only
+ * per call (libjwt and jansson objects, freed before returning, except *claims).
+ */
+
+typedef enum bff_jwt_alg {
+    BFF_JWT_HS256,
+    BFF_JWT_HS384,
+    BFF_JWT_HS512,
+    BFF_JWT_RS256,
+    BFF_JWT_RS384,
+    BFF_JWT_RS512,
+    BFF_JWT_ES256,
+    BFF_JWT_ES384,
+    BFF_JWT_ALG_COUNT
+} bff_jwt_alg;
+
+/* Parses "HS256" .. "ES384". Returns 0, or -1 for another name (including "none"). */
+int bff_jwt_alg_parse(const char *name, bff_jwt_alg *out);
+const char *bff_jwt_alg_name(bff_jwt_alg alg);
+
+typedef struct bff_jwt_key {
+    char *kid; /* NULL: matches a token without "kid" (only when it is the only key) */
+    bff_jwt_alg alg;
+    unsigned char *material; /* HMAC secret bytes, or a PEM public key (NUL-terminated) */
+    size_t len;
+} bff_jwt_key;
+
+typedef struct bff_jwt_config {
+    bff_jwt_key *keys;
+    size_t nkeys;
+    char *issuer;     /* NULL: not checked */
+    char **audiences; /* none: not checked */
+    size_t naudiences;
+    uint64_t leeway_s;
+    size_t max_token_bytes; /* 0: the default, 8192 */
+} bff_jwt_config;
+
+#define BFF_JWT_DEFAULT_MAX_TOKEN 8192
+
+/* Adds a key (copies kid and material). Returns 0, or -EINVAL for an empty key, -ENOMEM. */
+int bff_jwt_config_add_key(bff_jwt_config *cfg, const char *kid, bff_jwt_alg alg, const void *material, size_t len);
+void bff_jwt_config_release(bff_jwt_config *cfg);
+
+/*
+ * Verifies `token` (len bytes, no "Bearer " prefix) at time `now`. Returns 0 with *claims set (a new
+ * JSON object the caller decrefs), or -1 with `reason` set for the log (the client is told no more
+ * than invalid_token).
+ */
+int bff_jwt_verify(const bff_jwt_config *cfg, const char *token, size_t len, time_t now, json_t **claims, char *reason,
+                   size_t cap);
+
+#endif
