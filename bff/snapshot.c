@@ -19,7 +19,10 @@ static const char *const entry_keys[] = {"server", "defaults", "functions", "fro
 static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max", "queue_wait_ms",
                                          "memory_mb",  "rate_limit",  NULL};
 static const char *const rate_keys[] = {"rps", "burst", NULL};
-static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", NULL};
+static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", "auth", NULL};
+static const char *const auth_keys[] = {"jwt", NULL};
+static const char *const jwt_keys[] = {"keys", "issuer", "audience", "leeway_s", "cookie", "max_token_bytes", NULL};
+static const char *const jwt_key_keys[] = {"alg", "kid", "secret_env", "secret_file", "public_key_file", NULL};
 static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
 static const char *const route_keys[] = {"method",      "path",      "function",      "timeout_ms",
@@ -227,8 +230,14 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             continue;
         }
         cfg_check_keys(errs, file, path, def, route_keys);
-        static const char *const reserved[] = {"steps", "auth"};
-        for (size_t r = 0; r < 2; ++r) {
+        json_t *route_auth = json_object_get(def, "auth");
+        if (route_auth != NULL && !json_is_false(route_auth)) {
+            char p[600];
+            cfg_path_key(p, sizeof(p), path, "auth");
+            cfg_error(errs, file, p, "only false (a public route) is supported here; set JWT on the frontend");
+        }
+        static const char *const reserved[] = {"steps"};
+        for (size_t r = 0; r < 1; ++r) {
             if (json_object_get(def, reserved[r]) != NULL) {
                 char p[600];
                 cfg_path_key(p, sizeof(p), path, reserved[r]);
@@ -255,6 +264,7 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             continue; /* its load error is already reported */
         route->pattern = strdup(pattern);
         route->methods = methods;
+        route->public_route = json_is_false(route_auth);
         if (route->pattern == NULL) {
             cfg_error(errs, file, path, "out of memory");
             continue;
@@ -322,6 +332,128 @@ static void load_match(bff_frontend *fe, json_t *match, const char *file, cfg_er
     }
 }
 
+/* One key: {"alg": "HS256", "secret_env" | "secret_file": ...} or {"alg": "RS256", "public_key_file": ...}. */
+static void load_jwt_key(bff_jwt_config *jwt, json_t *def, const char *file, const char *path, cfg_errors *errs)
+{
+    if (!json_is_object(def)) {
+        cfg_error(errs, file, path, "a key must be an object with \"alg\" and its material");
+        return;
+    }
+    cfg_check_keys(errs, file, path, def, jwt_key_keys);
+    const char *alg_name = NULL, *kid = NULL, *env = NULL, *secret_file = NULL, *pem_file = NULL;
+    bff_jwt_alg alg;
+    char p[600];
+    if (cfg_get_string(errs, file, path, def, "alg", 1, &alg_name) != 1)
+        return;
+    cfg_path_key(p, sizeof(p), path, "alg");
+    if (bff_jwt_alg_parse(alg_name, &alg) != 0) {
+        cfg_error(errs, file, p, "unknown algorithm \"%s\" (HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384)",
+                  alg_name);
+        return;
+    }
+    cfg_get_string(errs, file, path, def, "kid", 0, &kid);
+    cfg_get_string(errs, file, path, def, "secret_env", 0, &env);
+    cfg_get_string(errs, file, path, def, "secret_file", 0, &secret_file);
+    cfg_get_string(errs, file, path, def, "public_key_file", 0, &pem_file);
+    int hmac = alg <= BFF_JWT_HS512;
+    if ((env != NULL) + (secret_file != NULL) + (pem_file != NULL) != 1 || (hmac && pem_file != NULL) ||
+        (!hmac && pem_file == NULL)) {
+        cfg_error(errs, file, path,
+                  hmac ? "an HMAC key needs exactly one of \"secret_env\" or \"secret_file\""
+                       : "an RSA or EC key needs \"public_key_file\" (a PEM public key)");
+        return;
+    }
+    char *material = NULL;
+    size_t len = 0;
+    if (env != NULL) {
+        const char *value = getenv(env);
+        cfg_path_key(p, sizeof(p), path, "secret_env");
+        if (value == NULL || value[0] == '\0') {
+            /* libjwt skips verification for an empty key: never accept one. */
+            cfg_error(errs, file, p, "environment variable %s is unset or empty", env);
+            return;
+        }
+        material = strdup(value);
+        len = strlen(value);
+    } else {
+        char *resolved = cfg_resolve_path(file, secret_file != NULL ? secret_file : pem_file);
+        cfg_path_key(p, sizeof(p), path, secret_file != NULL ? "secret_file" : "public_key_file");
+        int rc = resolved != NULL ? fn_read_file(resolved, &material, &len) : -ENOMEM;
+        if (rc != 0) {
+            cfg_error(errs, file, p, "cannot read %s: %s", resolved != NULL ? resolved : "?", strerror(-rc));
+            free(resolved);
+            return;
+        }
+        free(resolved);
+        if (secret_file != NULL) /* a trailing newline is not part of the secret */
+            while (len > 0 && (material[len - 1] == '\n' || material[len - 1] == '\r'))
+                material[--len] = '\0';
+        if (len == 0) {
+            cfg_error(errs, file, p, "the key is empty");
+            free(material);
+            return;
+        }
+    }
+    if (material == NULL || bff_jwt_config_add_key(jwt, kid, alg, material, len) != 0)
+        cfg_error(errs, file, path, "cannot add the key");
+    if (material != NULL)
+        memset(material, 0, len);
+    free(material);
+}
+
+static void load_auth(bff_frontend *fe, json_t *auth, const char *file, cfg_errors *errs)
+{
+    cfg_check_keys(errs, file, "auth", auth, auth_keys);
+    json_t *jwt_def;
+    if (cfg_get_object(errs, file, "auth", auth, "jwt", 1, &jwt_def) != 1)
+        return;
+    cfg_check_keys(errs, file, "auth.jwt", jwt_def, jwt_keys);
+    bff_jwt_config *jwt = calloc(1, sizeof(*jwt));
+    if (jwt == NULL) {
+        cfg_error(errs, file, "auth.jwt", "out of memory");
+        return;
+    }
+    fe->jwt = jwt;
+    json_t *keys = json_object_get(jwt_def, "keys");
+    if (!json_is_array(keys) || json_array_size(keys) == 0) {
+        cfg_error(errs, file, "auth.jwt.keys", keys == NULL ? "missing required key" : "must be a non-empty list");
+    } else {
+        for (size_t i = 0; i < json_array_size(keys); ++i) {
+            char p[64];
+            cfg_path_index(p, sizeof(p), "auth.jwt.keys", i);
+            load_jwt_key(jwt, json_array_get(keys, i), file, p, errs);
+        }
+        size_t without_kid = 0;
+        for (size_t i = 0; i < jwt->nkeys; ++i)
+            without_kid += jwt->keys[i].kid == NULL;
+        if (jwt->nkeys > 1 && without_kid > 0)
+            cfg_error(errs, file, "auth.jwt.keys", "with several keys, every key needs a \"kid\"");
+    }
+    const char *issuer = NULL, *cookie = NULL;
+    if (cfg_get_string(errs, file, "auth.jwt", jwt_def, "issuer", 0, &issuer) == 1)
+        jwt->issuer = strdup(issuer);
+    if (cfg_get_string(errs, file, "auth.jwt", jwt_def, "cookie", 0, &cookie) == 1)
+        fe->jwt_cookie = strdup(cookie);
+    uint64_t v;
+    if (cfg_get_uint(errs, file, "auth.jwt", jwt_def, "leeway_s", 0, 3600, 0, &v) == 1)
+        jwt->leeway_s = v;
+    if (cfg_get_uint(errs, file, "auth.jwt", jwt_def, "max_token_bytes", 256, 65536, 0, &v) == 1)
+        jwt->max_token_bytes = (size_t)v;
+    json_t *aud = json_object_get(jwt_def, "audience");
+    if (aud != NULL) {
+        size_t n = json_is_array(aud) ? json_array_size(aud) : 1;
+        jwt->audiences = calloc(n, sizeof(char *));
+        for (size_t i = 0; i < n && jwt->audiences != NULL; ++i) {
+            json_t *a = json_is_array(aud) ? json_array_get(aud, i) : aud;
+            if (!json_is_string(a)) {
+                cfg_error(errs, file, "auth.jwt.audience", "must be a string or a list of strings");
+                break;
+            }
+            jwt->audiences[jwt->naudiences++] = strdup(json_string_value(a));
+        }
+    }
+}
+
 static void load_frontend(bff_snapshot *snap, const char *file, const bff_snapshot_options *opts, cfg_errors *errs)
 {
     json_t *root = cfg_load_file(errs, file);
@@ -349,6 +481,9 @@ static void load_frontend(bff_snapshot *snap, const char *file, const bff_snapsh
     if (cfg_get_object(errs, file, "", root, "match", 0, &match) == 1)
         load_match(fe, match, file, errs);
     parse_defaults(errs, file, root, &fe->defaults);
+    json_t *auth;
+    if (cfg_get_object(errs, file, "", root, "auth", 0, &auth) == 1)
+        load_auth(fe, auth, file, errs);
     json_t *routes = json_object_get(root, "routes");
     if (!json_is_array(routes))
         cfg_error(errs, file, "routes", routes == NULL ? "missing required key" : "must be a list of routes");
@@ -418,6 +553,11 @@ static void frontend_free(bff_frontend *fe)
     free(fe->host);
     free(fe->header_name);
     free(fe->header_value);
+    if (fe->jwt != NULL) {
+        bff_jwt_config_release(fe->jwt);
+        free(fe->jwt);
+    }
+    free(fe->jwt_cookie);
 }
 
 static void snapshot_free(bff_snapshot *snap)

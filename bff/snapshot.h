@@ -11,6 +11,7 @@
 #include "admission.h"
 #include "ratelimit.h"
 #include "cfg.h"
+#include "jwt_verify.h"
 #include "route_table.h"
 
 /*
@@ -51,6 +52,7 @@ typedef struct bff_route {
     bff_ratelimit *ratelimit; /* NULL without a rate limit */
     uint32_t stats_id;        /* the gateway's metrics id for (frontend, pattern); 0 when not tracked */
     uint32_t fn_stats_id;     /* the metrics id of its function (frontend "", pattern = function name) */
+    int public_route;         /* "auth": false: no token required even when the frontend has JWT */
 } bff_route;
 
 typedef struct bff_frontend {
@@ -65,6 +67,8 @@ typedef struct bff_frontend {
     bff_route *routes;
     size_t nroutes;
     bff_route_table *table; /* values are bff_route pointers */
+    bff_jwt_config *jwt;    /* NULL: no authentication */
+    char *jwt_cookie;       /* also take the token from this cookie; NULL: Authorization header only */
 } bff_frontend;
 
 typedef struct bff_snapshot_function {

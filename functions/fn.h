@@ -94,8 +94,9 @@ struct fn_host {
  * cancelled (runtimes that finish later on another thread copy what they need). */
 typedef struct fn_call {
     const bfg_event *event;
-    const json_t *json; /* the decoded JSON body, or NULL */
-    unsigned thread;    /* the calling worker thread's index, < the function's nthreads */
+    const json_t *json;   /* the decoded JSON body, or NULL */
+    const json_t *claims; /* the verified JWT claims (an object), or NULL */
+    unsigned thread;      /* the calling worker thread's index, < the function's nthreads */
     fn_limits limits;
     uint64_t start_ns; /* CLOCK_MONOTONIC at the start of the route: the deadline counts from here */
     fn_host *host;     /* the worker's event loop, or NULL */

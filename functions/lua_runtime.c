@@ -585,6 +585,11 @@ static int build_arguments(lua_State *L)
             return luaL_error(L, "cannot convert the request JSON: %s", err);
         lua_setfield(L, -2, "json");
     }
+    if (inv->call->claims != NULL) {
+        if (fn_lua_push_json(L, inv->call->claims, err, sizeof(err)) != 0)
+            return luaL_error(L, "cannot convert the token's claims: %s", err);
+        lua_setfield(L, -2, "claims");
+    }
 
     lua_createtable(L, 0, 7);
     set_string_field(L, "requestId", ev->request_id);

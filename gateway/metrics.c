@@ -213,6 +213,7 @@ static const struct {
     {GW_EV_TIMEOUT, "bffgate_timeouts_total", NULL, "Requests answered 504 at the route's deadline."},
     {GW_EV_MEMORY_LIMIT, "bffgate_memory_limit_total", NULL, "Invocations stopped at the memory limit."},
     {GW_EV_CLIENT_GONE, "bffgate_client_gone_total", NULL, "Requests whose client went away first."},
+    {GW_EV_UNAUTHORIZED, "bffgate_jwt_rejections_total", NULL, "Requests refused 401: no or no valid token."},
 };
 
 static long count_fds(void)

@@ -25,6 +25,7 @@ typedef enum gw_route_event {
     GW_EV_FUNCTION_ERROR,
     GW_EV_CLIENT_GONE,
     GW_EV_INVOCATION,
+    GW_EV_UNAUTHORIZED,
     GW_EV_COUNT
 } gw_route_event;
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -31,6 +32,7 @@ typedef struct gw_request {
     size_t id_len;
     bfg_event ev;
     json_t *json;
+    json_t *claims; /* verified JWT claims, or NULL */
     fn_call call;
     fn_response res;
     fn_task *task;
@@ -56,6 +58,7 @@ static void unref(gw_request *gr)
         return;
     bff_snapshot_release(&gr->snap);
     json_decref(gr->json);
+    json_decref(gr->claims);
     fn_response_release(&gr->res);
     free(gr);
 }
@@ -233,6 +236,62 @@ static size_t client_key(h2o_req_t *req, uint8_t key[16])
         return 16;
     }
     return 0;
+}
+
+/* The bearer token: "Authorization: Bearer X", else the frontend's cookie. */
+static h2o_iovec_t find_token(h2o_req_t *req, const char *cookie)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer "))) {
+            size_t skip = 7;
+            while (skip < v.len && v.base[skip] == ' ')
+                ++skip;
+            return h2o_iovec_init(v.base + skip, v.len - skip);
+        }
+    }
+    if (cookie != NULL) {
+        size_t clen = strlen(cookie);
+        for (ssize_t c = -1; (c = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, c)) >= 0;) {
+            h2o_iovec_t v = req->headers.entries[c].value;
+            for (size_t pos = 0; pos < v.len;) {
+                while (pos < v.len && (v.base[pos] == ' ' || v.base[pos] == ';'))
+                    ++pos;
+                size_t end = pos;
+                while (end < v.len && v.base[end] != ';')
+                    ++end;
+                if (end - pos > clen && memcmp(v.base + pos, cookie, clen) == 0 && v.base[pos + clen] == '=')
+                    return h2o_iovec_init(v.base + pos + clen + 1, end - pos - clen - 1);
+                pos = end;
+            }
+        }
+    }
+    return h2o_iovec_init(NULL, 0);
+}
+
+/* Returns 1 when the request lacks a valid token (and answers 401). */
+static int unauthorized(gw_request *gr)
+{
+    const bff_jwt_config *jwt = gr->fe->jwt;
+    if (jwt == NULL || gr->route->public_route)
+        return 0;
+    h2o_iovec_t token = find_token(gr->req, gr->fe->jwt_cookie);
+    char reason[256] = "no bearer token";
+    if (token.base != NULL &&
+        bff_jwt_verify(jwt, token.base, token.len, time(NULL), &gr->claims, reason, sizeof(reason)) == 0)
+        return 0;
+    event(gr, GW_EV_UNAUTHORIZED);
+    log_decision(gr, FN_LOG_INFO, "unauthorized", reason);
+    settle(gr);
+    record(gr, 401, 0);
+    /* RFC 6750: no error code when no token was sent; otherwise nothing beyond invalid_token. */
+    if (token.base == NULL)
+        gw_add_header(gr->req, H2O_STRLIT("www-authenticate"), H2O_STRLIT("Bearer"));
+    else
+        gw_add_header(gr->req, H2O_STRLIT("www-authenticate"), H2O_STRLIT("Bearer error=\"invalid_token\""));
+    gw_send_error(gr->req, 401, "unauthorized", NULL, id_of(gr));
+    return 1;
 }
 
 /* Returns 1 when the client is over the route's rate limit (and answers 429). */
@@ -430,7 +489,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     gr->call.start_ns = fn_now_ns();
     ++w->inflight;
     /* The rate limit needs only the peer address: a refused client costs no body parsing. */
-    if (rate_limited(gr))
+    if (rate_limited(gr) || unauthorized(gr))
         return;
 
     char err[320];
@@ -441,6 +500,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     const bff_limits *limits = &gr->route->limits;
     gr->call = (fn_call){.event = &gr->ev,
                          .json = gr->json,
+                         .claims = gr->claims,
                          .thread = w->index,
                          .limits = {limits->timeout_ms, limits->memory_mb << 20},
                          .start_ns = gr->call.start_ns,

@@ -1,0 +1,226 @@
+/* test_auth: JWT bearer tokens per frontend against the real binary: 401s, claims to Lua, public routes. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <jwt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SECRET "e2e-secret-0123456789-abcdefghij"
+
+static e2e_server srv;
+static char *rsa_public_pem;
+
+static const char gateway_json[] =
+    "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 2},\n"
+    " \"functions\": {\"me\": {\"lua\": \"me.lua\"}},\n"
+    " \"frontends\": [\"web.json\", \"partner.json\"]}\n";
+
+static const char web_json[] =
+    "{\"name\": \"web\", \"match\": {\"path_prefix\": \"/web\"},\n"
+    " \"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"HS256\", \"secret_env\": \"BFFGATE_E2E_SECRET\"}],\n"
+    "                    \"issuer\": \"https://id.example\", \"audience\": [\"web\"], \"leeway_s\": 5,\n"
+    "                    \"cookie\": \"session\"}},\n"
+    " \"routes\": [{\"path\": \"/me\", \"function\": \"me\"}, {\"path\": \"/public\", \"function\": \"me\", "
+    "\"auth\": false}]}\n";
+
+static const char partner_json[] =
+    "{\"name\": \"partner\", \"match\": {\"path_prefix\": \"/partner\"},\n"
+    " \"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"RS256\", \"kid\": \"k1\", \"public_key_file\": \"rsa.pub\"}]}},\n"
+    " \"routes\": [{\"path\": \"/me\", \"function\": \"me\"}]}\n";
+
+static const char me_lua[] = "return { handler = function(event, ctx)\n"
+                             "  local c = event.claims\n"
+                             "  return { sub = c and c.sub or json.null, scope = c and c.scope or json.null }\n"
+                             "end }\n";
+
+static char *token(const char *alg_name, const unsigned char *key, size_t key_len, const char *sub, long exp_offset,
+                   const char *aud)
+{
+    jwt_t *j = NULL;
+    jwt_new(&j);
+    jwt_set_alg(j, jwt_str_alg(alg_name), key, (int)key_len);
+    jwt_add_grant(j, "sub", sub);
+    jwt_add_grant(j, "iss", "https://id.example");
+    if (aud != NULL)
+        jwt_add_grant(j, "aud", aud);
+    jwt_add_grant(j, "scope", "orders:read");
+    jwt_add_grant_int(j, "exp", (long)time(NULL) + exp_offset);
+    char *out = jwt_encode_str(j);
+    jwt_free(j);
+    return out;
+}
+
+static int group_setup(void **state)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    setenv("BFFGATE_E2E_SECRET", SECRET, 1);
+    e2e_init(&srv);
+    e2e_pick_port(&srv);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out %s/rsa.key 2>/dev/null && "
+             "openssl pkey -in %s/rsa.key -pubout -out %s/rsa.pub 2>/dev/null",
+             srv.dir, srv.dir, srv.dir);
+    if (system(cmd) != 0)
+        return -1;
+    char path[400];
+    snprintf(path, sizeof(path), "%s/rsa.pub", srv.dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    rsa_public_pem = calloc(1, 4096);
+    if (fread(rsa_public_pem, 1, 4095, f) == 0)
+        return -1;
+    fclose(f);
+    e2e_write(&srv, "gateway.json", gateway_json);
+    e2e_write(&srv, "web.json", web_json);
+    e2e_write(&srv, "partner.json", partner_json);
+    e2e_write(&srv, "me.lua", me_lua);
+    return e2e_start(&srv, NULL);
+}
+
+static int group_teardown(void **state)
+{
+    int rc = e2e_stop(&srv, SIGTERM);
+    e2e_cleanup(&srv);
+    free(rsa_public_pem);
+    curl_global_cleanup();
+    return rc == 0 ? 0 : -1;
+}
+
+static long get(const char *path, const char *header, e2e_response *res)
+{
+    const char *const h[] = {header, NULL};
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", path, header != NULL ? h : NULL, NULL, 0, res), 0);
+    return res->status;
+}
+
+static void expect_401(const char *path, const char *header, const char *www_authenticate)
+{
+    e2e_response res;
+    assert_int_equal(get(path, header, &res), 401);
+    char *www = e2e_header(&res, "www-authenticate");
+    assert_non_null(www);
+    assert_string_equal(www, www_authenticate);
+    free(www);
+    assert_non_null(strstr(res.body, "\"error\":\"unauthorized\""));
+    assert_non_null(strstr(res.body, "\"requestId\":"));
+    e2e_response_release(&res);
+}
+
+static void test_valid_token_reaches_lua_as_claims(void **state)
+{
+    char *t = token("HS256", (const unsigned char *)SECRET, strlen(SECRET), "alice", 300, "web");
+    char header[2048];
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", t);
+    e2e_response res;
+    assert_int_equal(get("/web/me", header, &res), 200);
+    assert_non_null(strstr(res.body, "\"sub\":\"alice\""));
+    assert_non_null(strstr(res.body, "\"scope\":\"orders:read\""));
+    e2e_response_release(&res);
+    /* The same token from the configured cookie. */
+    snprintf(header, sizeof(header), "Cookie: theme=dark; session=%s", t);
+    assert_int_equal(get("/web/me", header, &res), 200);
+    assert_non_null(strstr(res.body, "\"sub\":\"alice\""));
+    e2e_response_release(&res);
+    free(t);
+}
+
+static void test_missing_and_bad_tokens_are_401(void **state)
+{
+    expect_401("/web/me", NULL, "Bearer");
+    expect_401("/web/me", "Authorization: Bearer not.a.token", "Bearer error=\"invalid_token\"");
+    char header[2048];
+    /* Expired (beyond the 5 s leeway). */
+    char *t = token("HS256", (const unsigned char *)SECRET, strlen(SECRET), "bob", -60, "web");
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", t);
+    expect_401("/web/me", header, "Bearer error=\"invalid_token\"");
+    free(t);
+    /* Wrong secret. */
+    t = token("HS256", (const unsigned char *)"another-secret-0123456789abcdef", 31, "bob", 300, "web");
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", t);
+    expect_401("/web/me", header, "Bearer error=\"invalid_token\"");
+    free(t);
+    /* Wrong audience. */
+    t = token("HS256", (const unsigned char *)SECRET, strlen(SECRET), "bob", 300, "mobile");
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", t);
+    expect_401("/web/me", header, "Bearer error=\"invalid_token\"");
+    free(t);
+    /* alg "none", unsigned. */
+    expect_401("/web/me", "Authorization: Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJldmUiLCJhdWQiOiJ3ZWIifQ.",
+               "Bearer error=\"invalid_token\"");
+    /* The reason is in the log, with the request id; the client was told no more. */
+    usleep(100000);
+    char *log = e2e_log(&srv);
+    assert_non_null(strstr(log, "\"decision\":\"unauthorized\""));
+    assert_non_null(strstr(log, "expired"));
+    free(log);
+}
+
+static void test_algorithm_confusion_is_refused(void **state)
+{
+    /* An HS256 token "signed" with the RSA public key as the HMAC secret, against an RS256-pinned key. */
+    jwt_t *j = NULL;
+    jwt_new(&j);
+    jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)rsa_public_pem, (int)strlen(rsa_public_pem));
+    jwt_add_header(j, "kid", "k1");
+    jwt_add_grant(j, "sub", "mallory");
+    char *t = jwt_encode_str(j);
+    jwt_free(j);
+    char header[4096];
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", t);
+    expect_401("/partner/me", header, "Bearer error=\"invalid_token\"");
+    free(t);
+}
+
+static void test_public_route_needs_no_token(void **state)
+{
+    e2e_response res;
+    assert_int_equal(get("/web/public", NULL, &res), 200);
+    assert_non_null(strstr(res.body, "\"sub\":null"));
+    e2e_response_release(&res);
+}
+
+static void test_empty_secret_is_a_config_error(void **state)
+{
+    e2e_server bad;
+    e2e_init(&bad);
+    e2e_pick_port(&bad);
+    e2e_write(&bad, "gateway.json", gateway_json);
+    e2e_write(&bad, "web.json",
+              "{\"name\": \"web\", \"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"HS256\", \"secret_env\": "
+              "\"BFFGATE_E2E_UNSET\"}]}},\n \"routes\": [{\"path\": \"/me\", \"function\": \"me\"}]}\n");
+    e2e_write(&bad, "partner.json", "{\"name\": \"p\", \"match\": {\"path_prefix\": \"/p\"}, \"routes\": []}\n");
+    e2e_write(&bad, "me.lua", me_lua);
+    unsetenv("BFFGATE_E2E_UNSET");
+    char config[300];
+    snprintf(config, sizeof(config), "%s/gateway.json", bad.dir);
+    const char *const args[] = {"--check", config, NULL};
+    char *out = NULL;
+    assert_int_equal(e2e_run(args, &out), 1);
+    assert_non_null(strstr(out, "web.json: auth.jwt.keys[0].secret_env: environment variable BFFGATE_E2E_UNSET is "
+                                "unset or empty"));
+    free(out);
+    e2e_cleanup(&bad);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_token_reaches_lua_as_claims), cmocka_unit_test(test_missing_and_bad_tokens_are_401),
+        cmocka_unit_test(test_algorithm_confusion_is_refused),    cmocka_unit_test(test_public_route_needs_no_token),
+        cmocka_unit_test(test_empty_secret_is_a_config_error),
+    };
+    return cmocka_run_group_tests_name("e2e/auth", tests, group_setup, group_teardown);
+}
