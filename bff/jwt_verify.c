@@ -62,6 +62,8 @@ int bff_jwt_config_add_key(bff_jwt_config *cfg, const char *kid, bff_jwt_alg alg
 
 void bff_jwt_config_release(bff_jwt_config *cfg)
 {
+    if (cfg == NULL)
+        return;
     for (size_t i = 0; i < cfg->nkeys; ++i) {
         free(cfg->keys[i].kid);
         free(cfg->keys[i].material);
@@ -148,7 +150,7 @@ static int check_claims(const bff_jwt_config *cfg, json_t *claims, time_t now, c
     if (!numeric_claim(claims, "exp", &exp, &has_exp) || !numeric_claim(claims, "nbf", &nbf, &has_nbf) ||
         !numeric_claim(claims, "iat", &iat, &has_iat))
         return fail(reason, cap, "exp, nbf and iat must be numbers");
-    if (has_exp && t > exp + leeway)
+    if (has_exp && t >= exp + leeway) /* RFC 7519 4.1.4: valid only before exp */
         return fail(reason, cap, "expired");
     if (has_nbf && t + leeway < nbf)
         return fail(reason, cap, "not valid yet (nbf)");

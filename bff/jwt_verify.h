@@ -41,12 +41,13 @@ int bff_jwt_alg_parse(const char *name, bff_jwt_alg *out);
 const char *bff_jwt_alg_name(bff_jwt_alg alg);
 
 typedef struct bff_jwt_key {
-    char *kid; /* NULL: matches a token without "kid" (only when it is the only key) */
+    char *kid; /* a token with "kid" uses the key with that kid; a token without one, the only key */
     bff_jwt_alg alg;
     unsigned char *material; /* HMAC secret bytes, or a PEM public key (NUL-terminated) */
     size_t len;
 } bff_jwt_key;
 
+/* The config owns every pointer in it (keys, issuer, audiences): bff_jwt_config_release frees them. */
 typedef struct bff_jwt_config {
     bff_jwt_key *keys;
     size_t nkeys;
@@ -61,6 +62,7 @@ typedef struct bff_jwt_config {
 
 /* Adds a key (copies kid and material). Returns 0, or -EINVAL for an empty key, -ENOMEM. */
 int bff_jwt_config_add_key(bff_jwt_config *cfg, const char *kid, bff_jwt_alg alg, const void *material, size_t len);
+/* NULL-safe; leaves *cfg zeroed. */
 void bff_jwt_config_release(bff_jwt_config *cfg);
 
 /*

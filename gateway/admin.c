@@ -26,6 +26,7 @@ static struct {
     pthread_t thread;
     atomic_int stopping;
     atomic_int draining;
+    unsigned port; /* bound (resolved when the config asked for port 0) */
     int running;
     time_t started_at;
 } A;
@@ -188,7 +189,8 @@ static void *admin_main(void *arg)
 
 int gw_admin_start(const gw_listen *l, char *err, size_t cap)
 {
-    int fd = gw_listen_socket(l, l->port, 0, NULL, err, cap);
+    unsigned bound = 0;
+    int fd = gw_listen_socket(l, l->port, 0, &bound, err, cap);
     if (fd < 0)
         return -1;
     h2o_config_init(&A.globalconf);
@@ -211,8 +213,14 @@ int gw_admin_start(const gw_listen *l, char *err, size_t cap)
         return -1;
     }
     A.running = 1;
-    fn_log_msg(FN_LOG_INFO, "admin listening on %s:%u", l->address, l->port);
+    A.port = bound;
+    fn_log_msg(FN_LOG_INFO, "admin listening on %s:%u", l->address, bound);
     return 0;
+}
+
+unsigned gw_admin_port(void)
+{
+    return A.running ? A.port : 0;
 }
 
 void gw_admin_set_draining(void)

@@ -23,6 +23,8 @@
  * Anything else: 404 JSON. Start after the live snapshot is published; stop before exit.
  */
 int gw_admin_start(const gw_listen *listen, char *err, size_t cap);
+/* The port the admin listener is bound to (0 when none). */
+unsigned gw_admin_port(void);
 /* /readyz answers 503 from now on (called when the drain starts). Any thread. */
 void gw_admin_set_draining(void);
 void gw_admin_stop(void);

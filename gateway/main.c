@@ -44,6 +44,8 @@ static void usage(FILE *out)
                  "  -L, --lib-path DIR    search DIR for C function objects named without a '/' (repeatable;\n"
                  "                        also BFFGATE_LIB_PATH, colon-separated)\n"
                  "  -l, --log-level LVL   debug, info, warn or error (default: server.log_level, else info)\n"
+                 "  -r, --ready-file PATH once serving, write the bound ports there (\"listen ADDR PORT\",\n"
+                 "                        \"admin ADDR PORT\"): how scripts learn the port chosen for port 0\n"
                  "  -h, --help            show this help\n"
                  "  -V, --version         show the version\n"
                  "\n"
@@ -51,6 +53,27 @@ static void usage(FILE *out)
                  "server.drain_timeout_ms) and exit 0.\n"
                  "\n");
     gw_cli_usage(out);
+}
+
+/* Once serving: "listen ADDRESS PORT" per listener and "admin ADDRESS PORT", with the ports actually bound
+ * (port 0 in the config resolves here), written aside and renamed into place. */
+static int write_ready_file(const char *path, gw_server *srv, const gw_server_config *cfg)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    for (size_t i = 0; i < cfg->nlisten; ++i)
+        fprintf(f, "listen %s %u\n", cfg->listen[i].address, gw_server_port(srv, i));
+    if (cfg->has_admin)
+        fprintf(f, "admin %s %u\n", cfg->admin.address, gw_admin_port());
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path);
 }
 
 int main(int argc, char **argv)
@@ -63,6 +86,7 @@ int main(int argc, char **argv)
                                             {"threads", required_argument, NULL, 't'},
                                             {"lib-path", required_argument, NULL, 'L'},
                                             {"log-level", required_argument, NULL, 'l'},
+                                            {"ready-file", required_argument, NULL, 'r'},
                                             {"help", no_argument, NULL, 'h'},
                                             {"version", no_argument, NULL, 'V'},
                                             {NULL, 0, NULL, 0}};
@@ -71,7 +95,8 @@ int main(int argc, char **argv)
     const char *lib_path[MAX_LIB_PATH];
     size_t nlib_path = 0;
     const char *log_level = NULL;
-    while ((opt = getopt_long(argc, argv, "ct:L:l:hV", options, NULL)) != -1) {
+    const char *ready_file = NULL;
+    while ((opt = getopt_long(argc, argv, "ct:L:l:r:hV", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             check = 1;
@@ -92,6 +117,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             log_level = optarg;
+            break;
+        case 'r':
+            ready_file = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -196,6 +224,10 @@ int main(int argc, char **argv)
     int status = 0;
     if (server.has_admin && gw_admin_start(&server.admin, err, sizeof(err)) != 0) {
         fn_log_msg(FN_LOG_ERROR, "%s", err);
+        status = 1;
+    }
+    if (status == 0 && ready_file != NULL && write_ready_file(ready_file, srv, &server) != 0) {
+        fn_log_msg(FN_LOG_ERROR, "cannot write %s: %s", ready_file, strerror(errno));
         status = 1;
     }
     while (status == 0) {

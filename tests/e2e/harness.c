@@ -98,11 +98,13 @@ void e2e_write(e2e_server *srv, const char *relpath, const char *text)
     if (f == NULL)
         die(path);
     for (const char *p = text; *p != '\0';) {
+        /* Port 0: the server binds a free port itself, atomically, and reports it in its ready file
+         * (a port picked here could be taken by another test before the server binds it). */
         if (strncmp(p, "@PORT@", 6) == 0) {
-            fprintf(f, "%d", srv->port);
+            fputc('0', f);
             p += 6;
         } else if (strncmp(p, "@ADMIN@", 7) == 0) {
-            fprintf(f, "%d", srv->admin_port);
+            fputc('0', f);
             p += 7;
         } else if (strncmp(p, "@EXAMPLES@", 10) == 0) {
             fputs(EXAMPLES_DIR, f);
@@ -124,13 +126,38 @@ static int port_accepts(int port)
     return ok;
 }
 
+/* Reads the ports the server wrote to its ready file. Returns 1 once the file is there. */
+static int read_ready(e2e_server *srv, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char kind[16], address[64];
+    unsigned port;
+    int got_listen = 0;
+    while (fscanf(f, "%15s %63s %u", kind, address, &port) == 3) {
+        if (strcmp(kind, "listen") == 0 && !got_listen) {
+            srv->port = (int)port;
+            got_listen = 1;
+        } else if (strcmp(kind, "admin") == 0) {
+            srv->admin_port = (int)port;
+        }
+    }
+    fclose(f);
+    return got_listen;
+}
+
 int e2e_start(e2e_server *srv, const char *const *extra_args)
 {
-    char config[300];
+    char config[300], ready[320];
     snprintf(config, sizeof(config), "%s/gateway.json", srv->dir);
+    snprintf(ready, sizeof(ready), "%s/ready.txt", srv->dir);
+    unlink(ready);
     const char *argv[32];
     size_t n = 0;
     argv[n++] = BFFGATE_BIN;
+    argv[n++] = "--ready-file";
+    argv[n++] = ready;
     for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL && n < 28; ++i)
         argv[n++] = extra_args[i];
     argv[n++] = config;
@@ -156,7 +183,7 @@ int e2e_start(e2e_server *srv, const char *const *extra_args)
             srv->pid = -1;
             return -1;
         }
-        if (srv->port > 0 && port_accepts(srv->port))
+        if (read_ready(srv, ready) && port_accepts(srv->port))
             return 0;
         usleep(10000);
     }

@@ -16,15 +16,17 @@ typedef struct e2e_server {
 
 /* Creates the temp dir; nothing is started. */
 void e2e_init(e2e_server *srv);
-/* Writes dir/relpath (creating subdirectories); every "@PORT@" in text becomes srv->port, "@ADMIN@"
- * srv->admin_port and "@EXAMPLES@" the directory of the example C objects. */
+/* Writes dir/relpath (creating subdirectories); "@PORT@" and "@ADMIN@" become 0 (the server picks free
+ * ports; e2e_start reads them back into srv->port and srv->admin_port), "@EXAMPLES@" the directory of
+ * the example C objects. */
 void e2e_write(e2e_server *srv, const char *relpath, const char *text);
 /* Picks a free loopback port (before writing configs that use @PORT@), below the ephemeral range. */
 void e2e_pick_port(e2e_server *srv);
 /* The same for the admin listener (@ADMIN@). */
 void e2e_pick_admin_port(e2e_server *srv);
-/* Starts bffgate on dir/gateway.json with extra argv (NULL-terminated, may be NULL) and waits until the
- * port accepts connections. Returns 0, or -1 if the process exited or did not listen within 10 s. */
+/* Starts bffgate on dir/gateway.json with extra argv (NULL-terminated, may be NULL), learns the bound
+ * ports from its --ready-file, and waits until the port accepts connections. Returns 0, or -1 if the
+ * process exited or did not listen within 10 s. */
 int e2e_start(e2e_server *srv, const char *const *extra_args);
 /* Sends `sig` and waits for exit; returns the exit status (or 128 + signal). */
 int e2e_stop(e2e_server *srv, int sig);

@@ -14,11 +14,11 @@ while True:
     try: s.bind(("127.0.0.1", p)); print(p); break
     except OSError: pass
     finally: s.close()'; }
-PORT=$(free_port); ADMIN=$(free_port); PROM=$(free_port)
+PROM=$(free_port)
 cleanup() { kill "${BPID:-}" "${PPID2:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 cat >"$DIR/gateway.json" <<JSON
-{"server": {"listen": [{"address": "127.0.0.1", "port": $PORT}], "threads": 2, "admin": {"port": $ADMIN},
+{"server": {"listen": [{"address": "127.0.0.1", "port": 0}], "threads": 2, "admin": {"port": 0},
             "access_log": false},
  "functions": {"ok": {"lua": "ok.lua"}, "boom": {"lua": "boom.lua"}},
  "frontends": ["api.json"]}
@@ -26,8 +26,11 @@ JSON
 echo '{"name": "api", "routes": [{"path": "/ok", "function": "ok"}, {"path": "/boom", "function": "boom"}]}' >"$DIR/api.json"
 echo 'return { handler = function() return { ok = true } end }' >"$DIR/ok.lua"
 echo 'return { handler = function() error("boom") end }' >"$DIR/boom.lua"
-"$BIN" "$DIR/gateway.json" 2>"$DIR/bffgate.log" &
+"$BIN" --ready-file "$DIR/ready.txt" "$DIR/gateway.json" 2>"$DIR/bffgate.log" &
 BPID=$!
+for _ in $(seq 200); do [ -f "$DIR/ready.txt" ] && break; sleep 0.05; done
+PORT=$(awk '$1 == "listen" { print $3; exit }' "$DIR/ready.txt")
+ADMIN=$(awk '$1 == "admin" { print $3 }' "$DIR/ready.txt")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.05; done
 for _ in $(seq 7); do curl -sf "http://127.0.0.1:$PORT/ok" >/dev/null; done
 curl -s "http://127.0.0.1:$PORT/boom" >/dev/null || true

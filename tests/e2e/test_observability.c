@@ -52,7 +52,9 @@ static int group_setup(void **state)
     e2e_write(&srv, "loop.lua", "return { handler = function() while true do end end }\n");
     e2e_write(&srv, "bomb.lua", "return { handler = function() local t = {} for i = 1, 1e9 do t[i] = i end end }\n");
     e2e_write(&srv, "slow.lua", "return { handler = function(e, ctx) ctx.sleep(600) return { slow = true } end }\n");
-    return e2e_start(&srv, NULL);
+    int rc = e2e_start(&srv, NULL);
+    admin_port = srv.admin_port; /* bound by the server (the config says 0) */
+    return rc;
 }
 
 static int group_teardown(void **state)

@@ -88,7 +88,9 @@ static int group_setup(void **state)
     char web[512];
     snprintf(web, sizeof(web), web_json, "");
     write_file("frontends/web.json", web);
-    return e2e_start(&srv, NULL);
+    int rc = e2e_start(&srv, NULL);
+    admin_port = srv.admin_port; /* bound by the server (the config says 0) */
+    return rc;
 }
 
 static int group_teardown(void **state)

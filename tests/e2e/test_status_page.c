@@ -71,7 +71,9 @@ static int group_setup(void **state)
     e2e_write(&srv, "missing.lua",
               "return { handler = function() return { statusCode = 404, body = { error = 'no' } } end }\n");
     e2e_write(&srv, "boom.lua", "return { handler = function() error('boom') end }\n");
-    return e2e_start(&srv, NULL);
+    int rc = e2e_start(&srv, NULL);
+    admin_port = srv.admin_port; /* bound by the server (the config says 0) */
+    return rc;
 }
 
 static int group_teardown(void **state)
