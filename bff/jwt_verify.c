@@ -276,3 +276,60 @@ int bff_jwt_verify(const bff_jwt_config *cfg, const char *token, size_t len, tim
     *claims = parsed;
     return 0;
 }
+
+static int contains_word(const char *text, const char *word)
+{
+    size_t wlen = strlen(word);
+    for (const char *p = text; *p != '\0';) {
+        while (*p == ' ')
+            ++p;
+        const char *end = strchr(p, ' ');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == wlen && memcmp(p, word, len) == 0)
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+int bff_jwt_rules_check(const bff_claim_rule *rules, size_t n, const json_t *claims, char *reason, size_t cap)
+{
+    for (size_t i = 0; i < n; ++i) {
+        const bff_claim_rule *r = &rules[i];
+        json_t *v = json_object_get(claims, r->claim);
+        int ok = v != NULL;
+        if (ok && r->op == BFF_CLAIM_EQUALS)
+            ok = json_is_string(v) && strcmp(json_string_value(v), r->value) == 0;
+        if (ok && r->op == BFF_CLAIM_CONTAINS) {
+            if (json_is_string(v)) {
+                ok = contains_word(json_string_value(v), r->value);
+            } else if (json_is_array(v)) {
+                size_t k;
+                json_t *item;
+                ok = 0;
+                json_array_foreach(v, k, item)
+                {
+                    if (json_is_string(item) && strcmp(json_string_value(item), r->value) == 0)
+                        ok = 1;
+                }
+            } else {
+                ok = 0;
+            }
+        }
+        if (v == NULL)
+            return fail(reason, cap, "claim \"%s\" is missing", r->claim);
+        if (!ok)
+            return fail(reason, cap, "claim \"%s\" %s \"%s\"", r->claim, r->op == BFF_CLAIM_EQUALS ? "is not" : "lacks",
+                        r->value);
+    }
+    return 0;
+}
+
+void bff_jwt_rules_free(bff_claim_rule *rules, size_t n)
+{
+    for (size_t i = 0; rules != NULL && i < n; ++i) {
+        free(rules[i].claim);
+        free(rules[i].value);
+    }
+    free(rules);
+}

@@ -73,4 +73,19 @@ void bff_jwt_config_release(bff_jwt_config *cfg);
 int bff_jwt_verify(const bff_jwt_config *cfg, const char *token, size_t len, time_t now, json_t **claims, char *reason,
                    size_t cap);
 
+/* A rule a verified token's claims must satisfy (or the client gets 403). */
+typedef enum bff_claim_op { BFF_CLAIM_PRESENT, BFF_CLAIM_EQUALS, BFF_CLAIM_CONTAINS } bff_claim_op;
+
+typedef struct bff_claim_rule {
+    char *claim;
+    bff_claim_op op;
+    char *value; /* EQUALS: the claim is this string; CONTAINS: a string claim holds it as a space-separated
+                  * word (OAuth "scope"), or an array claim holds it as an element. NULL for PRESENT. */
+} bff_claim_rule;
+
+/* Returns 0 when every rule holds, or -1 with `reason` naming the first that does not. */
+int bff_jwt_rules_check(const bff_claim_rule *rules, size_t n, const json_t *claims, char *reason, size_t cap);
+/* Frees the rules' strings and the array (NULL-safe). */
+void bff_jwt_rules_free(bff_claim_rule *rules, size_t n);
+
 #endif

@@ -21,7 +21,10 @@ static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max
 static const char *const rate_keys[] = {"rps", "burst", NULL};
 static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", "auth", NULL};
 static const char *const auth_keys[] = {"jwt", NULL};
-static const char *const jwt_keys[] = {"keys", "issuer", "audience", "leeway_s", "cookie", "max_token_bytes", NULL};
+static const char *const jwt_keys[] = {"keys",   "issuer",          "audience", "leeway_s",
+                                       "cookie", "max_token_bytes", "require",  NULL};
+static const char *const rule_keys[] = {"claim", "equals", "contains", NULL};
+static const char *const route_auth_keys[] = {"require", NULL};
 static const char *const jwt_key_keys[] = {"alg", "kid", "secret_env", "secret_file", "public_key_file", NULL};
 static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
@@ -30,6 +33,9 @@ static const char *const route_keys[] = {"method",      "path",      "function",
                                          "rate_limit",  "steps",     "auth",          NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
 static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
+
+static void parse_rules(json_t *list, const char *file, const char *path, bff_claim_rule **out, size_t *nout,
+                        cfg_errors *errs);
 
 /* Reads limit keys from obj into `limits`, keeping the inherited value of any key that is absent. */
 static void parse_limits(cfg_errors *errs, const char *file, const char *path, json_t *obj, bff_limits *limits)
@@ -231,10 +237,18 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
         }
         cfg_check_keys(errs, file, path, def, route_keys);
         json_t *route_auth = json_object_get(def, "auth");
+        char auth_path[600];
+        cfg_path_key(auth_path, sizeof(auth_path), path, "auth");
         if (route_auth != NULL && !json_is_false(route_auth)) {
-            char p[600];
-            cfg_path_key(p, sizeof(p), path, "auth");
-            cfg_error(errs, file, p, "only false (a public route) is supported here; set JWT on the frontend");
+            if (!json_is_object(route_auth)) {
+                cfg_error(errs, file, auth_path, "must be false (a public route) or {\"require\": [claim rules]}");
+                route_auth = NULL;
+            } else if (fe->jwt == NULL) {
+                cfg_error(errs, file, auth_path, "claim rules need JWT on the frontend (auth.jwt)");
+                route_auth = NULL;
+            } else {
+                cfg_check_keys(errs, file, auth_path, route_auth, route_auth_keys);
+            }
         }
         static const char *const reserved[] = {"steps"};
         for (size_t r = 0; r < 1; ++r) {
@@ -265,6 +279,12 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
         route->pattern = strdup(pattern);
         route->methods = methods;
         route->public_route = json_is_false(route_auth);
+        json_t *require = json_is_object(route_auth) ? json_object_get(route_auth, "require") : NULL;
+        if (require != NULL) {
+            char q[640];
+            cfg_path_key(q, sizeof(q), auth_path, "require");
+            parse_rules(require, file, q, &route->rules, &route->nrules, errs);
+        }
         if (route->pattern == NULL) {
             cfg_error(errs, file, path, "out of memory");
             continue;
@@ -277,6 +297,9 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             cfg_error(errs, file, p, "%s", err);
             free(route->pattern);
             route->pattern = NULL;
+            bff_jwt_rules_free(route->rules, route->nrules);
+            route->rules = NULL;
+            route->nrules = 0;
             continue;
         }
         route->fn = fn_function_acquire(snap->functions[idx].fn);
@@ -330,6 +353,48 @@ static void load_match(bff_frontend *fe, json_t *match, const char *file, cfg_er
             fe->header_value = strdup(value);
         }
     }
+}
+
+/* "require": [{"claim": "sub"}, {"claim": "scope", "contains": "orders:read"}, {"claim": "role", "equals": "x"}] */
+static void parse_rules(json_t *list, const char *file, const char *path, bff_claim_rule **out, size_t *nout,
+                        cfg_errors *errs)
+{
+    if (!json_is_array(list)) {
+        cfg_error(errs, file, path, "must be a list of {\"claim\": ..., \"equals\"|\"contains\": ...}");
+        return;
+    }
+    size_t n = json_array_size(list);
+    bff_claim_rule *rules = calloc(n + 1, sizeof(*rules));
+    if (rules == NULL) {
+        cfg_error(errs, file, path, "out of memory");
+        return;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < n; ++i) {
+        char p[600];
+        cfg_path_index(p, sizeof(p), path, i);
+        json_t *def = json_array_get(list, i);
+        if (!json_is_object(def)) {
+            cfg_error(errs, file, p, "a rule must be an object with \"claim\"");
+            continue;
+        }
+        cfg_check_keys(errs, file, p, def, rule_keys);
+        const char *claim = NULL, *equals = NULL, *contains = NULL;
+        if (cfg_get_string(errs, file, p, def, "claim", 1, &claim) != 1)
+            continue;
+        cfg_get_string(errs, file, p, def, "equals", 0, &equals);
+        cfg_get_string(errs, file, p, def, "contains", 0, &contains);
+        if (equals != NULL && contains != NULL) {
+            cfg_error(errs, file, p, "give \"equals\" or \"contains\", not both");
+            continue;
+        }
+        bff_claim_rule *r = &rules[count++];
+        r->claim = strdup(claim);
+        r->op = equals != NULL ? BFF_CLAIM_EQUALS : contains != NULL ? BFF_CLAIM_CONTAINS : BFF_CLAIM_PRESENT;
+        r->value = equals != NULL ? strdup(equals) : contains != NULL ? strdup(contains) : NULL;
+    }
+    *out = rules;
+    *nout = count;
 }
 
 /* One key: {"alg": "HS256", "secret_env" | "secret_file": ...} or {"alg": "RS256", "public_key_file": ...}. */
@@ -439,6 +504,9 @@ static void load_auth(bff_frontend *fe, json_t *auth, const char *file, cfg_erro
         jwt->leeway_s = v;
     if (cfg_get_uint(errs, file, "auth.jwt", jwt_def, "max_token_bytes", 256, 65536, 0, &v) == 1)
         jwt->max_token_bytes = (size_t)v;
+    json_t *require = json_object_get(jwt_def, "require");
+    if (require != NULL)
+        parse_rules(require, file, "auth.jwt.require", &fe->rules, &fe->nrules, errs);
     json_t *aud = json_object_get(jwt_def, "audience");
     if (aud != NULL) {
         size_t n = json_is_array(aud) ? json_array_size(aud) : 1;
@@ -537,6 +605,7 @@ static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, c
 static void frontend_free(bff_frontend *fe)
 {
     for (size_t i = 0; i < fe->nroutes; ++i) {
+        bff_jwt_rules_free(fe->routes[i].rules, fe->routes[i].nrules);
         bff_admission_dispose(&fe->routes[i].admission);
         if (fe->routes[i].ratelimit != NULL) {
             bff_ratelimit_dispose(fe->routes[i].ratelimit);
@@ -557,6 +626,7 @@ static void frontend_free(bff_frontend *fe)
         bff_jwt_config_release(fe->jwt);
         free(fe->jwt);
     }
+    bff_jwt_rules_free(fe->rules, fe->nrules);
     free(fe->jwt_cookie);
 }
 

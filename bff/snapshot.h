@@ -53,6 +53,8 @@ typedef struct bff_route {
     uint32_t stats_id;        /* the gateway's metrics id for (frontend, pattern); 0 when not tracked */
     uint32_t fn_stats_id;     /* the metrics id of its function (frontend "", pattern = function name) */
     int public_route;         /* "auth": false: no token required even when the frontend has JWT */
+    bff_claim_rule *rules;    /* "auth": {"require": [...]}: claim rules on top of the frontend's */
+    size_t nrules;
 } bff_route;
 
 typedef struct bff_frontend {
@@ -69,6 +71,8 @@ typedef struct bff_frontend {
     bff_route_table *table; /* values are bff_route pointers */
     bff_jwt_config *jwt;    /* NULL: no authentication */
     char *jwt_cookie;       /* also take the token from this cookie; NULL: Authorization header only */
+    bff_claim_rule *rules;  /* auth.jwt.require: every route's tokens must satisfy these (403) */
+    size_t nrules;
 } bff_frontend;
 
 typedef struct bff_snapshot_function {

@@ -213,7 +213,9 @@ static const struct {
     {GW_EV_TIMEOUT, "bffgate_timeouts_total", NULL, "Requests answered 504 at the route's deadline."},
     {GW_EV_MEMORY_LIMIT, "bffgate_memory_limit_total", NULL, "Invocations stopped at the memory limit."},
     {GW_EV_CLIENT_GONE, "bffgate_client_gone_total", NULL, "Requests whose client went away first."},
-    {GW_EV_UNAUTHORIZED, "bffgate_jwt_rejections_total", NULL, "Requests refused 401: no or no valid token."},
+    {GW_EV_UNAUTHORIZED, "bffgate_jwt_rejections_total", ",reason=\"invalid_token\"",
+     "Requests refused for their token: 401 (missing or invalid) or 403 (a claim rule)."},
+    {GW_EV_FORBIDDEN, "bffgate_jwt_rejections_total", ",reason=\"insufficient_scope\"", NULL},
 };
 
 static long count_fds(void)

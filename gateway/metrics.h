@@ -26,6 +26,7 @@ typedef enum gw_route_event {
     GW_EV_CLIENT_GONE,
     GW_EV_INVOCATION,
     GW_EV_UNAUTHORIZED,
+    GW_EV_FORBIDDEN,
     GW_EV_COUNT
 } gw_route_event;
 

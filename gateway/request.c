@@ -270,7 +270,7 @@ static h2o_iovec_t find_token(h2o_req_t *req, const char *cookie)
     return h2o_iovec_init(NULL, 0);
 }
 
-/* Returns 1 when the request lacks a valid token (and answers 401). */
+/* Returns 1 when the request lacks a valid token (and answers 401), or its claims break a rule (403). */
 static int unauthorized(gw_request *gr)
 {
     const bff_jwt_config *jwt = gr->fe->jwt;
@@ -279,8 +279,19 @@ static int unauthorized(gw_request *gr)
     h2o_iovec_t token = find_token(gr->req, gr->fe->jwt_cookie);
     char reason[256] = "no bearer token";
     if (token.base != NULL &&
-        bff_jwt_verify(jwt, token.base, token.len, time(NULL), &gr->claims, reason, sizeof(reason)) == 0)
-        return 0;
+        bff_jwt_verify(jwt, token.base, token.len, time(NULL), &gr->claims, reason, sizeof(reason)) == 0) {
+        /* A valid token that lacks what the frontend or the route requires: 403. */
+        if (bff_jwt_rules_check(gr->fe->rules, gr->fe->nrules, gr->claims, reason, sizeof(reason)) == 0 &&
+            bff_jwt_rules_check(gr->route->rules, gr->route->nrules, gr->claims, reason, sizeof(reason)) == 0)
+            return 0;
+        event(gr, GW_EV_FORBIDDEN);
+        log_decision(gr, FN_LOG_INFO, "forbidden", reason);
+        settle(gr);
+        record(gr, 403, 0);
+        gw_add_header(gr->req, H2O_STRLIT("www-authenticate"), H2O_STRLIT("Bearer error=\"insufficient_scope\""));
+        gw_send_error(gr->req, 403, "forbidden", NULL, id_of(gr));
+        return 1;
+    }
     event(gr, GW_EV_UNAUTHORIZED);
     log_decision(gr, FN_LOG_INFO, "unauthorized", reason);
     settle(gr);

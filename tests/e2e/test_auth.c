@@ -30,9 +30,13 @@ static const char web_json[] =
     "{\"name\": \"web\", \"match\": {\"path_prefix\": \"/web\"},\n"
     " \"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"HS256\", \"secret_env\": \"BFFGATE_E2E_SECRET\"}],\n"
     "                    \"issuer\": \"https://id.example\", \"audience\": [\"web\"], \"leeway_s\": 5,\n"
-    "                    \"cookie\": \"session\"}},\n"
+    "                    \"cookie\": \"session\", \"require\": [{\"claim\": \"sub\"}]}},\n"
     " \"routes\": [{\"path\": \"/me\", \"function\": \"me\"}, {\"path\": \"/public\", \"function\": \"me\", "
-    "\"auth\": false}]}\n";
+    "\"auth\": false},\n"
+    "  {\"path\": \"/orders\", \"function\": \"me\", \"auth\": {\"require\": [{\"claim\": \"scope\", \"contains\": "
+    "\"orders:read\"}]}},\n"
+    "  {\"path\": \"/admin\", \"function\": \"me\", \"auth\": {\"require\": [{\"claim\": \"role\", \"equals\": "
+    "\"admin\"}]}}]}\n";
 
 static const char partner_json[] =
     "{\"name\": \"partner\", \"match\": {\"path_prefix\": \"/partner\"},\n"
@@ -215,11 +219,46 @@ static void test_empty_secret_is_a_config_error(void **state)
     e2e_cleanup(&bad);
 }
 
+static void test_claim_rules_answer_403(void **state)
+{
+    /* The token carries scope "orders:read" and no role: /orders is allowed, /admin is forbidden. */
+    char *t = token("HS256", (const unsigned char *)SECRET, strlen(SECRET), "alice", 300, "web");
+    char header[2048];
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", t);
+    e2e_response res;
+    assert_int_equal(get("/web/orders", header, &res), 200);
+    e2e_response_release(&res);
+    assert_int_equal(get("/web/admin", header, &res), 403);
+    char *www = e2e_header(&res, "www-authenticate");
+    assert_string_equal(www, "Bearer error=\"insufficient_scope\"");
+    free(www);
+    assert_non_null(strstr(res.body, "\"error\":\"forbidden\""));
+    assert_null(strstr(res.body, "role")); /* the client is not told which rule */
+    e2e_response_release(&res);
+    free(t);
+    usleep(100000);
+    char *log = e2e_log(&srv);
+    assert_non_null(strstr(log, "\"decision\":\"forbidden\""));
+    const char *line = strstr(log, "\"decision\":\"forbidden\"");
+    if (line == NULL || strstr(line, "is missing") == NULL) {
+        FILE *f = fopen("/tmp/auth-test-log.txt", "w");
+        if (f != NULL) {
+            fputs(log, f);
+            fclose(f);
+        }
+        fail_msg("no forbidden decision with the rule in the log (saved to /tmp/auth-test-log.txt)");
+    }
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_token_reaches_lua_as_claims), cmocka_unit_test(test_missing_and_bad_tokens_are_401),
-        cmocka_unit_test(test_algorithm_confusion_is_refused),    cmocka_unit_test(test_public_route_needs_no_token),
+        cmocka_unit_test(test_valid_token_reaches_lua_as_claims),
+        cmocka_unit_test(test_missing_and_bad_tokens_are_401),
+        cmocka_unit_test(test_algorithm_confusion_is_refused),
+        cmocka_unit_test(test_public_route_needs_no_token),
+        cmocka_unit_test(test_claim_rules_answer_403),
         cmocka_unit_test(test_empty_secret_is_a_config_error),
     };
     return cmocka_run_group_tests_name("e2e/auth", tests, group_setup, group_teardown);

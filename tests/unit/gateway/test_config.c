@@ -534,9 +534,8 @@ static void test_reserved_route_keys(void **state)
     load_fails(&l);
     assert_error(&l.errs, "frontends/web.json: routes[0].steps: is reserved for a later version of bffgate and not "
                           "supported yet");
-    /* A route may only opt out of its frontend's JWT (false); per-route auth settings are refused. */
-    assert_error(&l.errs, "frontends/web.json: routes[0].auth: only false (a public route) is supported here; set JWT "
-                          "on the frontend");
+    /* Route claim rules need JWT on the frontend. */
+    assert_error(&l.errs, "frontends/web.json: routes[0].auth: claim rules need JWT on the frontend (auth.jwt)");
     assert_int_equal(l.errs.count, 2);
     release(&l);
 }
