@@ -19,7 +19,8 @@ static const char *const entry_keys[] = {"server", "defaults", "functions", "fro
 static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max", "queue_wait_ms",
                                          "memory_mb",  "rate_limit",  NULL};
 static const char *const rate_keys[] = {"rps", "burst", NULL};
-static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", "auth", NULL};
+static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", "auth", "cors", NULL};
+static const char *const cors_keys[] = {"origins", "allow_headers", "expose_headers", "credentials", "max_age_s", NULL};
 static const char *const auth_keys[] = {"jwt", NULL};
 static const char *const jwt_keys[] = {"keys",   "issuer",          "audience", "leeway_s",
                                        "cookie", "max_token_bytes", "require",  NULL};
@@ -522,6 +523,98 @@ static void load_auth(bff_frontend *fe, json_t *auth, const char *file, cfg_erro
     }
 }
 
+int bff_cors_origin_allowed(const bff_cors *cors, const char *origin, size_t len)
+{
+    if (cors->any_origin)
+        return 1;
+    for (size_t i = 0; i < cors->norigins; ++i) {
+        if (strlen(cors->origins[i]) == len && memcmp(cors->origins[i], origin, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A list of strings joined with ", " (NULL when absent); every item must be an HTTP token. */
+static char *header_list(json_t *list, const char *file, const char *path, cfg_errors *errs)
+{
+    if (list == NULL)
+        return NULL;
+    if (!json_is_array(list)) {
+        cfg_error(errs, file, path, "must be a list of header names");
+        return NULL;
+    }
+    fn_buf out = FN_BUF_INIT;
+    for (size_t i = 0; i < json_array_size(list); ++i) {
+        const char *name = json_string_value(json_array_get(list, i));
+        int ok = name != NULL && name[0] != '\0';
+        for (const char *c = name; ok && *c != '\0'; ++c)
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                 *c == '_';
+        if (!ok) {
+            char p[600];
+            cfg_path_index(p, sizeof(p), path, i);
+            cfg_error(errs, file, p, "must be a header name");
+            continue;
+        }
+        if (out.len > 0)
+            fn_buf_append_str(&out, ", ");
+        fn_buf_append_str(&out, name);
+    }
+    return out.len > 0 ? fn_buf_steal(&out) : (fn_buf_release(&out), NULL);
+}
+
+static void load_cors(bff_frontend *fe, json_t *def, const char *file, cfg_errors *errs)
+{
+    cfg_check_keys(errs, file, "cors", def, cors_keys);
+    bff_cors *cors = calloc(1, sizeof(*cors));
+    if (cors == NULL) {
+        cfg_error(errs, file, "cors", "out of memory");
+        return;
+    }
+    fe->cors = cors;
+    json_t *origins = json_object_get(def, "origins");
+    if (!json_is_array(origins) || json_array_size(origins) == 0) {
+        cfg_error(errs, file, "cors.origins",
+                  origins == NULL ? "missing required key" : "must be a non-empty list of origins");
+    } else {
+        cors->origins = calloc(json_array_size(origins), sizeof(char *));
+        for (size_t i = 0; cors->origins != NULL && i < json_array_size(origins); ++i) {
+            const char *o = json_string_value(json_array_get(origins, i));
+            char p[64];
+            cfg_path_index(p, sizeof(p), "cors.origins", i);
+            if (o == NULL || (strcmp(o, "*") != 0 && strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0) ||
+                strchr(o + (o[0] == '*' ? 1 : 8), '/') != NULL) {
+                cfg_error(errs, file, p, "must be \"*\" or an origin such as \"https://shop.example\" (no path)");
+                continue;
+            }
+            if (strcmp(o, "*") == 0)
+                cors->any_origin = 1;
+            else
+                cors->origins[cors->norigins++] = strdup(o);
+        }
+    }
+    cors->allow_headers = header_list(json_object_get(def, "allow_headers"), file, "cors.allow_headers", errs);
+    cors->expose_headers = header_list(json_object_get(def, "expose_headers"), file, "cors.expose_headers", errs);
+    cfg_get_bool(errs, file, "cors", def, "credentials", &cors->credentials);
+    cors->max_age_s = 600;
+    cfg_get_uint(errs, file, "cors", def, "max_age_s", 0, 86400, 0, &cors->max_age_s);
+    if (cors->credentials && cors->any_origin)
+        cfg_error(errs, file, "cors",
+                  "\"credentials\": true cannot be combined with the origin \"*\" (list the origins)");
+}
+
+static void cors_free(bff_cors *cors)
+{
+    if (cors == NULL)
+        return;
+    for (size_t i = 0; i < cors->norigins; ++i)
+        free(cors->origins[i]);
+    free(cors->origins);
+    free(cors->allow_headers);
+    free(cors->expose_headers);
+    free(cors);
+}
+
 static void load_frontend(bff_snapshot *snap, const char *file, const bff_snapshot_options *opts, cfg_errors *errs)
 {
     json_t *root = cfg_load_file(errs, file);
@@ -549,9 +642,11 @@ static void load_frontend(bff_snapshot *snap, const char *file, const bff_snapsh
     if (cfg_get_object(errs, file, "", root, "match", 0, &match) == 1)
         load_match(fe, match, file, errs);
     parse_defaults(errs, file, root, &fe->defaults);
-    json_t *auth;
+    json_t *auth, *cors;
     if (cfg_get_object(errs, file, "", root, "auth", 0, &auth) == 1)
         load_auth(fe, auth, file, errs);
+    if (cfg_get_object(errs, file, "", root, "cors", 0, &cors) == 1)
+        load_cors(fe, cors, file, errs);
     json_t *routes = json_object_get(root, "routes");
     if (!json_is_array(routes))
         cfg_error(errs, file, "routes", routes == NULL ? "missing required key" : "must be a list of routes");
@@ -627,6 +722,7 @@ static void frontend_free(bff_frontend *fe)
         free(fe->jwt);
     }
     bff_jwt_rules_free(fe->rules, fe->nrules);
+    cors_free(fe->cors);
     free(fe->jwt_cookie);
 }
 

@@ -57,6 +57,20 @@ typedef struct bff_route {
     size_t nrules;
 } bff_route;
 
+/* CORS for a frontend: which origins may call it from a browser, and what preflights answer. */
+typedef struct bff_cors {
+    char **origins; /* exact origins ("https://shop.example"); any_origin when "*" is listed */
+    size_t norigins;
+    int any_origin;
+    char *allow_headers;  /* joined with ", ", or NULL */
+    char *expose_headers; /* joined with ", ", or NULL */
+    int credentials;
+    uint64_t max_age_s;
+} bff_cors;
+
+/* Returns 1 when `origin` (len bytes) may call the frontend. */
+int bff_cors_origin_allowed(const bff_cors *cors, const char *origin, size_t len);
+
 typedef struct bff_frontend {
     char *name;
     char *file;        /* the file that defined it, for messages */
@@ -73,6 +87,7 @@ typedef struct bff_frontend {
     char *jwt_cookie;       /* also take the token from this cookie; NULL: Authorization header only */
     bff_claim_rule *rules;  /* auth.jwt.require: every route's tokens must satisfy these (403) */
     size_t nrules;
+    bff_cors *cors; /* NULL: no CORS headers, preflights are ordinary OPTIONS requests */
 } bff_frontend;
 
 typedef struct bff_snapshot_function {

@@ -65,6 +65,70 @@ static const char *lookup_header(void *ctx, const char *name, size_t name_len, s
     return req->headers.entries[i].value.base;
 }
 
+static h2o_iovec_t header_value(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
+}
+
+/*
+ * CORS for a frontend that configures it. Adds the response headers a browser needs for an allowed
+ * Origin, and answers preflights (OPTIONS with Access-Control-Request-Method): 204 with the path's
+ * methods, 403 for an origin not allowed, 404 for an unknown path. Returns 1 when it answered.
+ */
+static int cors(h2o_req_t *req, h2o_iovec_t id, const bff_frontend *fe, unsigned method, const char *path,
+                size_t path_len)
+{
+    const bff_cors *c = fe->cors;
+    h2o_iovec_t origin = header_value(req, H2O_STRLIT("origin"));
+    if (origin.base == NULL)
+        return 0;
+    gw_add_header(req, H2O_STRLIT("vary"), H2O_STRLIT("Origin"));
+    int allowed = bff_cors_origin_allowed(c, origin.base, origin.len);
+    int preflight =
+        method == BFF_METHOD_OPTIONS && header_value(req, H2O_STRLIT("access-control-request-method")).base != NULL;
+    if (allowed) {
+        /* With credentials the origin is echoed ("*" is not allowed then); otherwise "*" when any origin may call. */
+        if (c->any_origin && !c->credentials)
+            gw_add_header(req, H2O_STRLIT("access-control-allow-origin"), H2O_STRLIT("*"));
+        else
+            gw_add_header(req, H2O_STRLIT("access-control-allow-origin"), origin.base, origin.len);
+        if (c->credentials)
+            gw_add_header(req, H2O_STRLIT("access-control-allow-credentials"), H2O_STRLIT("true"));
+        if (c->expose_headers != NULL && !preflight) {
+            /* Copied: header values must outlive the snapshot this request may release first. */
+            h2o_iovec_t e = h2o_strdup(&req->pool, c->expose_headers, SIZE_MAX);
+            gw_add_header(req, H2O_STRLIT("access-control-expose-headers"), e.base, e.len);
+        }
+    }
+    if (!preflight)
+        return 0;
+    if (!allowed) {
+        gw_send_error(req, 403, "origin not allowed", NULL, id);
+        return 1;
+    }
+    bff_route_match m;
+    int found = bff_route_table_match(fe->table, 0, path, path_len, &m);
+    if (found == 0) {
+        gw_send_error(req, 404, "no route matches this path", NULL, id);
+        return 1;
+    }
+    char methods[128];
+    size_t n = bff_method_list(m.allowed, methods, sizeof(methods));
+    h2o_iovec_t v = h2o_strdup(&req->pool, methods, n);
+    gw_add_header(req, H2O_STRLIT("access-control-allow-methods"), v.base, v.len);
+    if (c->allow_headers != NULL) {
+        h2o_iovec_t h = h2o_strdup(&req->pool, c->allow_headers, SIZE_MAX);
+        gw_add_header(req, H2O_STRLIT("access-control-allow-headers"), h.base, h.len);
+    }
+    char age[24];
+    int alen = snprintf(age, sizeof(age), "%llu", (unsigned long long)c->max_age_s);
+    h2o_iovec_t a = h2o_strdup(&req->pool, age, (size_t)alen);
+    gw_add_header(req, H2O_STRLIT("access-control-max-age"), a.base, a.len);
+    gw_respond(req, 204, NULL, 0);
+    return 1;
+}
+
 int gw_handle_request(h2o_handler_t *self, h2o_req_t *req)
 {
     gw_worker *w = (gw_worker *)req->conn->ctx;
@@ -91,6 +155,8 @@ int gw_handle_request(h2o_handler_t *self, h2o_req_t *req)
     }
     bff_route_match m;
     unsigned method = bff_method_from_name(req->method.base, req->method.len);
+    if (fe->cors != NULL && cors(req, id, fe, method, rest, rest_len))
+        goto Done; /* a preflight, answered here: before authentication, which browsers do not send */
     int found = bff_route_table_match(fe->table, method, rest, rest_len, &m);
     if (found == 1) {
         gw_request_run(w, req, id, snap, fe, &m); /* takes the snapshot reference */

@@ -28,6 +28,8 @@ static const char gateway_json[] =
 
 static const char web_json[] =
     "{\"name\": \"web\", \"match\": {\"path_prefix\": \"/web\"},\n"
+    " \"cors\": {\"origins\": [\"https://shop.example\"], \"allow_headers\": [\"authorization\", \"content-type\"],\n"
+    "          \"expose_headers\": [\"x-request-id\"], \"credentials\": true, \"max_age_s\": 300},\n"
     " \"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"HS256\", \"secret_env\": \"BFFGATE_E2E_SECRET\"}],\n"
     "                    \"issuer\": \"https://id.example\", \"audience\": [\"web\"], \"leeway_s\": 5,\n"
     "                    \"cookie\": \"session\", \"require\": [{\"claim\": \"sub\"}]}},\n"
@@ -251,6 +253,56 @@ static void test_claim_rules_answer_403(void **state)
     free(log);
 }
 
+static void test_cors_preflight_and_headers(void **state)
+{
+    e2e_response res;
+    /* A preflight from an allowed origin: 204, no token needed, the path's methods. */
+    const char *const pre[] = {"Origin: https://shop.example", "Access-Control-Request-Method: GET",
+                               "Access-Control-Request-Headers: authorization", NULL};
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "OPTIONS", "/web/me", pre, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 204);
+    char *v = e2e_header(&res, "access-control-allow-origin");
+    assert_string_equal(v, "https://shop.example");
+    free(v);
+    v = e2e_header(&res, "access-control-allow-methods");
+    assert_string_equal(v, "GET, HEAD");
+    free(v);
+    v = e2e_header(&res, "access-control-allow-headers");
+    assert_string_equal(v, "authorization, content-type");
+    free(v);
+    v = e2e_header(&res, "access-control-allow-credentials");
+    assert_string_equal(v, "true");
+    free(v);
+    v = e2e_header(&res, "access-control-max-age");
+    assert_string_equal(v, "300");
+    free(v);
+    e2e_response_release(&res);
+    /* Another origin: refused, and no CORS headers. */
+    const char *const evil[] = {"Origin: https://evil.example", "Access-Control-Request-Method: GET", NULL};
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "OPTIONS", "/web/me", evil, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 403);
+    assert_null(e2e_header(&res, "access-control-allow-origin"));
+    e2e_response_release(&res);
+    /* An actual request from the allowed origin carries the headers (the 401 too, so the page can read it). */
+    const char *const get_h[] = {"Origin: https://shop.example", NULL};
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/web/public", get_h, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    v = e2e_header(&res, "access-control-allow-origin");
+    assert_string_equal(v, "https://shop.example");
+    free(v);
+    v = e2e_header(&res, "access-control-expose-headers");
+    assert_string_equal(v, "x-request-id");
+    free(v);
+    v = e2e_header(&res, "vary");
+    assert_string_equal(v, "Origin");
+    free(v);
+    e2e_response_release(&res);
+    /* Without Origin: no CORS headers at all. */
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/web/public", NULL, NULL, 0, &res), 0);
+    assert_null(e2e_header(&res, "access-control-allow-origin"));
+    e2e_response_release(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_algorithm_confusion_is_refused),
         cmocka_unit_test(test_public_route_needs_no_token),
         cmocka_unit_test(test_claim_rules_answer_403),
+        cmocka_unit_test(test_cors_preflight_and_headers),
         cmocka_unit_test(test_empty_secret_is_a_config_error),
     };
     return cmocka_run_group_tests_name("e2e/auth", tests, group_setup, group_teardown);
