@@ -241,6 +241,17 @@ static int l_ctx_remaining(lua_State *L)
     return 1;
 }
 
+/* The wrappers below check their arguments, then call the library's original (upvalue 1) with every
+ * argument they were given, returning all its results. */
+static int call_original(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 /* setmetatable without __gc: Lua runs finalizers with hooks off, so a looping __gc would escape the
  * deadline (and could run during lua_close). The original setmetatable is upvalue 1. */
 static int l_setmetatable(lua_State *L)
@@ -251,10 +262,7 @@ static int l_setmetatable(lua_State *L)
             return luaL_error(L, "setmetatable: metatables with __gc are not allowed in bffgate functions");
         lua_pop(L, 1);
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_original(L);
 }
 
 /* ctx.sleep(ms): suspends the handler without blocking the event loop. */
@@ -299,11 +307,7 @@ static int l_table_sort(lua_State *L)
         lua_settop(L, 1);
         lua_pushvalue(L, lua_upvalueindex(2));
     }
-    int n = lua_gettop(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, 0);
-    return 0;
+    return call_original(L);
 }
 
 /* Library calls whose loops run in C (no hook) with a count the caller chooses, not bounded by memory:
@@ -319,11 +323,7 @@ static int l_string_rep(lua_State *L)
         lua_pushliteral(L, "");
         return 1;
     }
-    int n = lua_gettop(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, 1);
-    return 1;
+    return call_original(L);
 }
 
 static int l_table_move(lua_State *L)
@@ -331,11 +331,7 @@ static int l_table_move(lua_State *L)
     lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
     if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= MAX_MOVE_RANGE)
         return luaL_error(L, "table.move: a range of more than %d elements", MAX_MOVE_RANGE);
-    int n = lua_gettop(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, 1);
-    return 1;
+    return call_original(L);
 }
 
 static int l_table_shift(lua_State *L)
@@ -347,11 +343,7 @@ static int l_table_shift(lua_State *L)
         if (len > (lua_Integer)lua_rawlen(L, 1) + MAX_LEN_LIE)
             return luaL_error(L, "table.insert/remove: __len reports %I elements, far more than the table holds", len);
     }
-    int n = lua_gettop(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_original(L);
 }
 
 static void wrap_field(lua_State *L, const char *lib, const char *name, lua_CFunction wrapper)

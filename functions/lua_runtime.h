@@ -14,7 +14,12 @@
  *                 setmetatable getmetatable tonumber tostring type xpcall _G _VERSION
  *   libraries:    string (without string.dump), table, math, utf8, coroutine,
  *                 os with only time, clock and date, json (see lua_json.h)
- *   replaced:     print -> a log record at level info with the request id
+ *   replaced:     print -> a log record at level info with the request id;
+ *                 string.find/match/gmatch/gsub -> lua_pattern.c (a work budget that checks the deadline);
+ *                 setmetatable refuses __gc; coroutine.close nesting is capped; large table.sort
+ *                 gets a Lua comparator; string.rep of empty strings, table.move ranges and
+ *                 table.insert/remove on a lying __len are bounded (C loops the hook cannot reach)
+ *   ctx:          requestId, functionName, functionVersion, getRemainingTimeMs, log, sleep
  *   absent:       io, debug, package, require, dofile, loadfile, load, collectgarbage
  * Source is always loaded in text mode: a precompiled (bytecode) file is refused at load.
  *
@@ -23,9 +28,11 @@
  * Only when the pool is empty does an invocation create a state (a cold start). A state whose
  * invocation failed by timeout or memory is closed rather than returned.
  *
- * Limits: each invocation may allocate call->limits.memory_bytes on top of what its state held
- * when it started (0 = unlimited), and is interrupted by an instruction-count hook once
- * call->limits.timeout_ms have passed since call->start_ns (0 = no deadline).
+ * Limits: a state may hold call->limits.memory_bytes on top of its size right after its module
+ * loaded (0 = unlimited; JSON text built outside the Lua allocator counts too), and an invocation
+ * is interrupted by an instruction-count hook once call->limits.timeout_ms have passed since
+ * call->start_ns (0 = no deadline). With an event loop (call->host) the same hook yields every
+ * 2 ms so other requests on the thread are served; ctx.sleep suspends on a host timer.
  *
  * Threading: fn_lua_load runs on any thread (typically the config loader) before the function is
  * published; invocations for thread t touch only pool t.

@@ -1,5 +1,6 @@
 /* cli: the invoke, routes and openapi subcommands, run on a config loaded like --check. */
 #include "cli.h"
+#include "respond.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -474,17 +475,6 @@ static int event_build(json_t *root, const char *name, cli_event *ce, char *err,
 
 /* ---- invoke: the answer ---- */
 
-static int is_hop_by_hop(const char *name, size_t len)
-{
-    static const char *const names[] = {"connection", "content-length", "keep-alive",        "proxy-connection",
-                                        "te",         "trailer",        "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) {
-        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* A header repeated by the function becomes a list of its values. */
 static int add_header(json_t *headers, const char *name, size_t name_len, const char *value, size_t value_len)
 {
@@ -550,7 +540,7 @@ static json_t *answer_json(const cli_event *ce, const fn_response *res, int rc)
         status = res->status;
         for (size_t i = 0; i < res->nheaders; ++i) {
             const fn_header *h = &res->headers[i];
-            if (!is_hop_by_hop(h->name, h->name_len))
+            if (!gw_is_hop_by_hop(h->name, h->name_len))
                 add_header(headers, h->name, h->name_len, h->value, h->value_len);
         }
         if (status >= 200 && status != 204 && status != 304) {

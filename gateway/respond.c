@@ -85,7 +85,7 @@ void gw_send_error(h2o_req_t *req, int status, const char *message, const char *
     fn_buf_release(&body);
 }
 
-static int is_hop_by_hop(const char *name, size_t len)
+int gw_is_hop_by_hop(const char *name, size_t len)
 {
     static const char *const names[] = {"connection", "content-length", "keep-alive",        "proxy-connection",
                                         "te",         "trailer",        "transfer-encoding", "upgrade"};
@@ -100,7 +100,7 @@ void gw_send_function_response(h2o_req_t *req, const fn_response *res)
 {
     for (size_t i = 0; i < res->nheaders; ++i) {
         const fn_header *h = &res->headers[i];
-        if (is_hop_by_hop(h->name, h->name_len))
+        if (gw_is_hop_by_hop(h->name, h->name_len))
             continue;
         h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
         h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);

@@ -14,6 +14,8 @@ void gw_respond(h2o_req_t *req, int status, const char *body, size_t len);
 void gw_send_error(h2o_req_t *req, int status, const char *message, const char *limit, h2o_iovec_t id);
 /* Sends what a function answered; hop-by-hop headers are dropped, bodies of 1xx/204/304 too. */
 void gw_send_function_response(h2o_req_t *req, const fn_response *res);
+/* True for connection-level (hop-by-hop) headers a function may not set: they are dropped. */
+int gw_is_hop_by_hop(const char *name, size_t len);
 /* Adds a response header (name and value must outlive the request: pool memory or constants). */
 void gw_add_header(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len);
 
