@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run.sh: wrk runs of bffgate's hello routes (Lua; C inline on the loop; C on the function pool), with server CPU time per request.
+# run.sh: wrk runs of bffgate's hello routes (Lua; Lua behind JWT HS256 with one reused token; C inline on the loop;
+# C on the function pool), with server CPU time per request.
 # Server pinned to CPU 0, wrk to CPU 1; rounds interleave so machine drift hits every workload alike.
 # Usage: bench/run.sh [SECONDS_PER_ROUND] [ROUNDS]      (defaults: 5 s, 3 rounds)
 set -euo pipefail
@@ -20,6 +21,17 @@ PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/hello/c" >/dev/null && break; sleep 0.05; done
 
+# An HS256 token for the protected route (bench/config/bench.secret), valid for an hour.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+SECRET=$(tr -d '\n' <"$ROOT/bench/config/bench.secret")
+JWT_HEAD=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+JWT_BODY=$(printf '{"sub":"bench","exp":%d}' $(($(date +%s) + 3600)) | b64url)
+JWT_SIG=$(printf '%s.%s' "$JWT_HEAD" "$JWT_BODY" | openssl dgst -sha256 -hmac "$SECRET" -binary | b64url)
+TOKEN="$JWT_HEAD.$JWT_BODY.$JWT_SIG"
+curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/auth/hello/lua" >/dev/null ||
+  { echo "the protected route refused the bench token" >&2; exit 1; }
+url_of() { case $1 in lua_jwt) echo "http://127.0.0.1:$PORT/auth/hello/lua" ;; *) echo "http://127.0.0.1:$PORT/hello/$1" ;; esac; }
+
 TICK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 
@@ -28,9 +40,9 @@ to_us() { awk '{ v = $1 + 0; if ($1 ~ /ms$/) v *= 1000; else if ($1 ~ /[0-9]s$/)
 
 declare -A RPS CPU P50 P99
 for round in $(seq "$ROUNDS"); do
-  for target in lua c c_pool; do
+  for target in lua lua_jwt c c_pool; do
     before=$(cpu_ticks)
-    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/hello/$target")
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$(url_of "$target")")
     after=$(cpu_ticks)
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
@@ -43,12 +55,14 @@ for round in $(seq "$ROUNDS"); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf '\n| route | req/s (median) | p50 (us) | p99 (us) | server CPU us/req | req/s vs C hello |\n|---|---|---|---|---|---|\n'
+printf '\n| route | req/s (median) | p50 (us) | p99 (us) | server CPU us/req | req/s vs C hello | req/s vs Lua hello |\n|---|---|---|---|---|---|---|\n'
 c_rps=$(echo "${RPS[c]}" | median)
-for target in lua c c_pool; do
+lua_rps=$(echo "${RPS[lua]}" | median)
+for target in lua lua_jwt c c_pool; do
   rps=$(echo "${RPS[$target]}" | median)
-  printf '| hello/%s | %s | %s | %s | %s | %.2f |\n' "$target" "$rps" "$(echo "${P50[$target]}" | median)" \
-    "$(echo "${P99[$target]}" | median)" "$(echo "${CPU[$target]}" | median)" "$(awk -v a="$rps" -v b="$c_rps" 'BEGIN{print a/b}')"
+  printf '| hello/%s | %s | %s | %s | %s | %.2f | %.2f |\n' "$target" "$rps" "$(echo "${P50[$target]}" | median)" \
+    "$(echo "${P99[$target]}" | median)" "$(echo "${CPU[$target]}" | median)" "$(awk -v a="$rps" -v b="$c_rps" 'BEGIN{print a/b}')" \
+    "$(awk -v a="$rps" -v b="$lua_rps" 'BEGIN{print a/b}')"
 done
 echo
 echo "wrk -t1 -c$CONNS, ${DURATION}s x $ROUNDS rounds; bffgate --threads 1 on CPU 0, wrk on CPU 1; $(nproc) CPUs, $(uname -r)"

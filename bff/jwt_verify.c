@@ -66,6 +66,8 @@ void bff_jwt_config_release(bff_jwt_config *cfg)
         return;
     for (size_t i = 0; i < cfg->nkeys; ++i) {
         free(cfg->keys[i].kid);
+        if (cfg->keys[i].material != NULL)
+            memset(cfg->keys[i].material, 0, cfg->keys[i].len); /* HMAC secrets do not outlive the config */
         free(cfg->keys[i].material);
     }
     free(cfg->keys);

@@ -18,15 +18,10 @@ static atomic_uint_fast64_t snapshot_versions;
 static const char *const entry_keys[] = {"server", "defaults", "functions", "frontends", NULL};
 static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max", "queue_wait_ms",
                                          "memory_mb",  "rate_limit",  NULL};
-static const char *const rate_keys[] = {"rps", "burst", NULL};
+static const char *const rate_keys[] = {"rps", "burst", "by_claim", NULL};
 static const char *const frontend_keys[] = {"name", "match", "defaults", "routes", "auth", "cors", NULL};
-static const char *const cors_keys[] = {"origins", "allow_headers", "expose_headers", "credentials", "max_age_s", NULL};
 static const char *const auth_keys[] = {"jwt", NULL};
-static const char *const jwt_keys[] = {"keys",   "issuer",          "audience", "leeway_s",
-                                       "cookie", "max_token_bytes", "require",  NULL};
-static const char *const rule_keys[] = {"claim", "equals", "contains", NULL};
-static const char *const route_auth_keys[] = {"require", NULL};
-static const char *const jwt_key_keys[] = {"alg", "kid", "secret_env", "secret_file", "public_key_file", NULL};
+static const char *const route_auth_keys[] = {"jwt", "require", NULL};
 static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
 static const char *const route_keys[] = {"method",      "path",      "function",      "timeout_ms",
@@ -34,9 +29,6 @@ static const char *const route_keys[] = {"method",      "path",      "function",
                                          "rate_limit",  "steps",     "auth",          NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
 static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
-
-static void parse_rules(json_t *list, const char *file, const char *path, bff_claim_rule **out, size_t *nout,
-                        cfg_errors *errs);
 
 /* Reads limit keys from obj into `limits`, keeping the inherited value of any key that is absent. */
 static void parse_limits(cfg_errors *errs, const char *file, const char *path, json_t *obj, bff_limits *limits)
@@ -57,9 +49,21 @@ static void parse_limits(cfg_errors *errs, const char *file, const char *path, j
     cfg_path_key(p, sizeof(p), path, "rate_limit");
     if (json_is_null(json_object_get(obj, "rate_limit"))) {
         limits->rate_rps = limits->rate_burst = 0; /* null: no rate limit here, whatever is inherited */
+        limits->rate_claim[0] = '\0';
     } else if (cfg_get_object(errs, file, path, obj, "rate_limit", 0, &rate) == 1) {
         cfg_check_keys(errs, file, p, rate, rate_keys);
         uint64_t rps = 0, burst = 0;
+        const char *claim = NULL;
+        limits->rate_claim[0] = '\0';
+        if (cfg_get_string(errs, file, p, rate, "by_claim", 0, &claim) == 1) {
+            if (claim[0] == '\0' || strlen(claim) >= sizeof(limits->rate_claim)) {
+                char q[600];
+                cfg_path_key(q, sizeof(q), p, "by_claim");
+                cfg_error(errs, file, q, "must be a claim name of 1 to %zu characters", sizeof(limits->rate_claim) - 1);
+            } else {
+                strcpy(limits->rate_claim, claim);
+            }
+        }
         if (cfg_get_uint(errs, file, p, rate, "rps", 1, 10000000, 1, &rps) == 1) {
             limits->rate_rps = (double)rps;
             /* Default burst: one second's worth. */
@@ -191,6 +195,37 @@ static void load_functions(bff_snapshot *snap, json_t *functions, const char *fi
     }
 }
 
+/* The route's "auth": false (public), {"require": [...]} (rules on top of the frontend's), {"jwt": {...}} (its
+ * own settings instead of the frontend's), or absent (the frontend's). */
+static void load_route_auth(bff_route *route, const bff_frontend *fe, json_t *def, const char *file, const char *path,
+                            cfg_errors *errs)
+{
+    route->auth = json_is_false(def) ? NULL : fe->auth;
+    json_t *jwt = json_is_object(def) ? json_object_get(def, "jwt") : NULL;
+    if (jwt != NULL) {
+        char p[640];
+        cfg_path_key(p, sizeof(p), path, "jwt");
+        route->own_auth = bff_auth_load(jwt, file, p, errs);
+        route->auth = route->own_auth;
+    }
+    json_t *require = json_is_object(def) ? json_object_get(def, "require") : NULL;
+    if (require != NULL) {
+        char p[640];
+        cfg_path_key(p, sizeof(p), path, "require");
+        bff_auth_parse_rules(require, file, p, &route->rules, &route->nrules, errs);
+    }
+}
+
+static void route_auth_free(bff_route *route)
+{
+    bff_jwt_rules_free(route->rules, route->nrules);
+    route->rules = NULL;
+    route->nrules = 0;
+    bff_auth_free(route->own_auth);
+    route->own_auth = NULL;
+    route->auth = NULL;
+}
+
 static unsigned parse_methods(cfg_errors *errs, const char *file, const char *path, json_t *route)
 {
     char p[512];
@@ -240,15 +275,16 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
         json_t *route_auth = json_object_get(def, "auth");
         char auth_path[600];
         cfg_path_key(auth_path, sizeof(auth_path), path, "auth");
-        if (route_auth != NULL && !json_is_false(route_auth)) {
-            if (!json_is_object(route_auth)) {
-                cfg_error(errs, file, auth_path, "must be false (a public route) or {\"require\": [claim rules]}");
+        if (route_auth != NULL && !json_is_false(route_auth) && !json_is_object(route_auth)) {
+            cfg_error(errs, file, auth_path,
+                      "must be false (a public route), {\"require\": [claim rules]} or {\"jwt\": {...}} (the "
+                      "route's own JWT settings)");
+            route_auth = NULL;
+        } else if (json_is_object(route_auth)) {
+            cfg_check_keys(errs, file, auth_path, route_auth, route_auth_keys);
+            if (fe->auth == NULL && json_object_get(route_auth, "jwt") == NULL) {
+                cfg_error(errs, file, auth_path, "claim rules need JWT on the frontend (auth.jwt) or the route");
                 route_auth = NULL;
-            } else if (fe->jwt == NULL) {
-                cfg_error(errs, file, auth_path, "claim rules need JWT on the frontend (auth.jwt)");
-                route_auth = NULL;
-            } else {
-                cfg_check_keys(errs, file, auth_path, route_auth, route_auth_keys);
             }
         }
         static const char *const reserved[] = {"steps"};
@@ -279,13 +315,7 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             continue; /* its load error is already reported */
         route->pattern = strdup(pattern);
         route->methods = methods;
-        route->public_route = json_is_false(route_auth);
-        json_t *require = json_is_object(route_auth) ? json_object_get(route_auth, "require") : NULL;
-        if (require != NULL) {
-            char q[640];
-            cfg_path_key(q, sizeof(q), auth_path, "require");
-            parse_rules(require, file, q, &route->rules, &route->nrules, errs);
-        }
+        load_route_auth(route, fe, route_auth, file, auth_path, errs);
         if (route->pattern == NULL) {
             cfg_error(errs, file, path, "out of memory");
             continue;
@@ -298,9 +328,7 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             cfg_error(errs, file, p, "%s", err);
             free(route->pattern);
             route->pattern = NULL;
-            bff_jwt_rules_free(route->rules, route->nrules);
-            route->rules = NULL;
-            route->nrules = 0;
+            route_auth_free(route);
             continue;
         }
         route->fn = fn_function_acquire(snap->functions[idx].fn);
@@ -356,265 +384,6 @@ static void load_match(bff_frontend *fe, json_t *match, const char *file, cfg_er
     }
 }
 
-/* "require": [{"claim": "sub"}, {"claim": "scope", "contains": "orders:read"}, {"claim": "role", "equals": "x"}] */
-static void parse_rules(json_t *list, const char *file, const char *path, bff_claim_rule **out, size_t *nout,
-                        cfg_errors *errs)
-{
-    if (!json_is_array(list)) {
-        cfg_error(errs, file, path, "must be a list of {\"claim\": ..., \"equals\"|\"contains\": ...}");
-        return;
-    }
-    size_t n = json_array_size(list);
-    bff_claim_rule *rules = calloc(n + 1, sizeof(*rules));
-    if (rules == NULL) {
-        cfg_error(errs, file, path, "out of memory");
-        return;
-    }
-    size_t count = 0;
-    for (size_t i = 0; i < n; ++i) {
-        char p[600];
-        cfg_path_index(p, sizeof(p), path, i);
-        json_t *def = json_array_get(list, i);
-        if (!json_is_object(def)) {
-            cfg_error(errs, file, p, "a rule must be an object with \"claim\"");
-            continue;
-        }
-        cfg_check_keys(errs, file, p, def, rule_keys);
-        const char *claim = NULL, *equals = NULL, *contains = NULL;
-        if (cfg_get_string(errs, file, p, def, "claim", 1, &claim) != 1)
-            continue;
-        cfg_get_string(errs, file, p, def, "equals", 0, &equals);
-        cfg_get_string(errs, file, p, def, "contains", 0, &contains);
-        if (equals != NULL && contains != NULL) {
-            cfg_error(errs, file, p, "give \"equals\" or \"contains\", not both");
-            continue;
-        }
-        bff_claim_rule *r = &rules[count++];
-        r->claim = strdup(claim);
-        r->op = equals != NULL ? BFF_CLAIM_EQUALS : contains != NULL ? BFF_CLAIM_CONTAINS : BFF_CLAIM_PRESENT;
-        r->value = equals != NULL ? strdup(equals) : contains != NULL ? strdup(contains) : NULL;
-    }
-    *out = rules;
-    *nout = count;
-}
-
-/* One key: {"alg": "HS256", "secret_env" | "secret_file": ...} or {"alg": "RS256", "public_key_file": ...}. */
-static void load_jwt_key(bff_jwt_config *jwt, json_t *def, const char *file, const char *path, cfg_errors *errs)
-{
-    if (!json_is_object(def)) {
-        cfg_error(errs, file, path, "a key must be an object with \"alg\" and its material");
-        return;
-    }
-    cfg_check_keys(errs, file, path, def, jwt_key_keys);
-    const char *alg_name = NULL, *kid = NULL, *env = NULL, *secret_file = NULL, *pem_file = NULL;
-    bff_jwt_alg alg;
-    char p[600];
-    if (cfg_get_string(errs, file, path, def, "alg", 1, &alg_name) != 1)
-        return;
-    cfg_path_key(p, sizeof(p), path, "alg");
-    if (bff_jwt_alg_parse(alg_name, &alg) != 0) {
-        cfg_error(errs, file, p, "unknown algorithm \"%s\" (HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384)",
-                  alg_name);
-        return;
-    }
-    cfg_get_string(errs, file, path, def, "kid", 0, &kid);
-    cfg_get_string(errs, file, path, def, "secret_env", 0, &env);
-    cfg_get_string(errs, file, path, def, "secret_file", 0, &secret_file);
-    cfg_get_string(errs, file, path, def, "public_key_file", 0, &pem_file);
-    int hmac = alg <= BFF_JWT_HS512;
-    if ((env != NULL) + (secret_file != NULL) + (pem_file != NULL) != 1 || (hmac && pem_file != NULL) ||
-        (!hmac && pem_file == NULL)) {
-        cfg_error(errs, file, path,
-                  hmac ? "an HMAC key needs exactly one of \"secret_env\" or \"secret_file\""
-                       : "an RSA or EC key needs \"public_key_file\" (a PEM public key)");
-        return;
-    }
-    char *material = NULL;
-    size_t len = 0;
-    if (env != NULL) {
-        const char *value = getenv(env);
-        cfg_path_key(p, sizeof(p), path, "secret_env");
-        if (value == NULL || value[0] == '\0') {
-            /* libjwt skips verification for an empty key: never accept one. */
-            cfg_error(errs, file, p, "environment variable %s is unset or empty", env);
-            return;
-        }
-        material = strdup(value);
-        len = strlen(value);
-    } else {
-        char *resolved = cfg_resolve_path(file, secret_file != NULL ? secret_file : pem_file);
-        cfg_path_key(p, sizeof(p), path, secret_file != NULL ? "secret_file" : "public_key_file");
-        int rc = resolved != NULL ? fn_read_file(resolved, &material, &len) : -ENOMEM;
-        if (rc != 0) {
-            cfg_error(errs, file, p, "cannot read %s: %s", resolved != NULL ? resolved : "?", strerror(-rc));
-            free(resolved);
-            return;
-        }
-        free(resolved);
-        if (secret_file != NULL) /* a trailing newline is not part of the secret */
-            while (len > 0 && (material[len - 1] == '\n' || material[len - 1] == '\r'))
-                material[--len] = '\0';
-        if (len == 0) {
-            cfg_error(errs, file, p, "the key is empty");
-            free(material);
-            return;
-        }
-    }
-    if (material == NULL || bff_jwt_config_add_key(jwt, kid, alg, material, len) != 0)
-        cfg_error(errs, file, path, "cannot add the key");
-    if (material != NULL)
-        memset(material, 0, len);
-    free(material);
-}
-
-static void load_auth(bff_frontend *fe, json_t *auth, const char *file, cfg_errors *errs)
-{
-    cfg_check_keys(errs, file, "auth", auth, auth_keys);
-    json_t *jwt_def;
-    if (cfg_get_object(errs, file, "auth", auth, "jwt", 1, &jwt_def) != 1)
-        return;
-    cfg_check_keys(errs, file, "auth.jwt", jwt_def, jwt_keys);
-    bff_jwt_config *jwt = calloc(1, sizeof(*jwt));
-    if (jwt == NULL) {
-        cfg_error(errs, file, "auth.jwt", "out of memory");
-        return;
-    }
-    fe->jwt = jwt;
-    json_t *keys = json_object_get(jwt_def, "keys");
-    if (!json_is_array(keys) || json_array_size(keys) == 0) {
-        cfg_error(errs, file, "auth.jwt.keys", keys == NULL ? "missing required key" : "must be a non-empty list");
-    } else {
-        for (size_t i = 0; i < json_array_size(keys); ++i) {
-            char p[64];
-            cfg_path_index(p, sizeof(p), "auth.jwt.keys", i);
-            load_jwt_key(jwt, json_array_get(keys, i), file, p, errs);
-        }
-        size_t without_kid = 0;
-        for (size_t i = 0; i < jwt->nkeys; ++i)
-            without_kid += jwt->keys[i].kid == NULL;
-        if (jwt->nkeys > 1 && without_kid > 0)
-            cfg_error(errs, file, "auth.jwt.keys", "with several keys, every key needs a \"kid\"");
-    }
-    const char *issuer = NULL, *cookie = NULL;
-    if (cfg_get_string(errs, file, "auth.jwt", jwt_def, "issuer", 0, &issuer) == 1)
-        jwt->issuer = strdup(issuer);
-    if (cfg_get_string(errs, file, "auth.jwt", jwt_def, "cookie", 0, &cookie) == 1)
-        fe->jwt_cookie = strdup(cookie);
-    uint64_t v;
-    if (cfg_get_uint(errs, file, "auth.jwt", jwt_def, "leeway_s", 0, 3600, 0, &v) == 1)
-        jwt->leeway_s = v;
-    if (cfg_get_uint(errs, file, "auth.jwt", jwt_def, "max_token_bytes", 256, 65536, 0, &v) == 1)
-        jwt->max_token_bytes = (size_t)v;
-    json_t *require = json_object_get(jwt_def, "require");
-    if (require != NULL)
-        parse_rules(require, file, "auth.jwt.require", &fe->rules, &fe->nrules, errs);
-    json_t *aud = json_object_get(jwt_def, "audience");
-    if (aud != NULL) {
-        size_t n = json_is_array(aud) ? json_array_size(aud) : 1;
-        jwt->audiences = calloc(n, sizeof(char *));
-        for (size_t i = 0; i < n && jwt->audiences != NULL; ++i) {
-            json_t *a = json_is_array(aud) ? json_array_get(aud, i) : aud;
-            if (!json_is_string(a)) {
-                cfg_error(errs, file, "auth.jwt.audience", "must be a string or a list of strings");
-                break;
-            }
-            jwt->audiences[jwt->naudiences++] = strdup(json_string_value(a));
-        }
-    }
-}
-
-int bff_cors_origin_allowed(const bff_cors *cors, const char *origin, size_t len)
-{
-    if (cors->any_origin)
-        return 1;
-    for (size_t i = 0; i < cors->norigins; ++i) {
-        if (strlen(cors->origins[i]) == len && memcmp(cors->origins[i], origin, len) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* A list of strings joined with ", " (NULL when absent); every item must be an HTTP token. */
-static char *header_list(json_t *list, const char *file, const char *path, cfg_errors *errs)
-{
-    if (list == NULL)
-        return NULL;
-    if (!json_is_array(list)) {
-        cfg_error(errs, file, path, "must be a list of header names");
-        return NULL;
-    }
-    fn_buf out = FN_BUF_INIT;
-    for (size_t i = 0; i < json_array_size(list); ++i) {
-        const char *name = json_string_value(json_array_get(list, i));
-        int ok = name != NULL && name[0] != '\0';
-        for (const char *c = name; ok && *c != '\0'; ++c)
-            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
-                 *c == '_';
-        if (!ok) {
-            char p[600];
-            cfg_path_index(p, sizeof(p), path, i);
-            cfg_error(errs, file, p, "must be a header name");
-            continue;
-        }
-        if (out.len > 0)
-            fn_buf_append_str(&out, ", ");
-        fn_buf_append_str(&out, name);
-    }
-    return out.len > 0 ? fn_buf_steal(&out) : (fn_buf_release(&out), NULL);
-}
-
-static void load_cors(bff_frontend *fe, json_t *def, const char *file, cfg_errors *errs)
-{
-    cfg_check_keys(errs, file, "cors", def, cors_keys);
-    bff_cors *cors = calloc(1, sizeof(*cors));
-    if (cors == NULL) {
-        cfg_error(errs, file, "cors", "out of memory");
-        return;
-    }
-    fe->cors = cors;
-    json_t *origins = json_object_get(def, "origins");
-    if (!json_is_array(origins) || json_array_size(origins) == 0) {
-        cfg_error(errs, file, "cors.origins",
-                  origins == NULL ? "missing required key" : "must be a non-empty list of origins");
-    } else {
-        cors->origins = calloc(json_array_size(origins), sizeof(char *));
-        for (size_t i = 0; cors->origins != NULL && i < json_array_size(origins); ++i) {
-            const char *o = json_string_value(json_array_get(origins, i));
-            char p[64];
-            cfg_path_index(p, sizeof(p), "cors.origins", i);
-            if (o == NULL || (strcmp(o, "*") != 0 && strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0) ||
-                strchr(o + (o[0] == '*' ? 1 : 8), '/') != NULL) {
-                cfg_error(errs, file, p, "must be \"*\" or an origin such as \"https://shop.example\" (no path)");
-                continue;
-            }
-            if (strcmp(o, "*") == 0)
-                cors->any_origin = 1;
-            else
-                cors->origins[cors->norigins++] = strdup(o);
-        }
-    }
-    cors->allow_headers = header_list(json_object_get(def, "allow_headers"), file, "cors.allow_headers", errs);
-    cors->expose_headers = header_list(json_object_get(def, "expose_headers"), file, "cors.expose_headers", errs);
-    cfg_get_bool(errs, file, "cors", def, "credentials", &cors->credentials);
-    cors->max_age_s = 600;
-    cfg_get_uint(errs, file, "cors", def, "max_age_s", 0, 86400, 0, &cors->max_age_s);
-    if (cors->credentials && cors->any_origin)
-        cfg_error(errs, file, "cors",
-                  "\"credentials\": true cannot be combined with the origin \"*\" (list the origins)");
-}
-
-static void cors_free(bff_cors *cors)
-{
-    if (cors == NULL)
-        return;
-    for (size_t i = 0; i < cors->norigins; ++i)
-        free(cors->origins[i]);
-    free(cors->origins);
-    free(cors->allow_headers);
-    free(cors->expose_headers);
-    free(cors);
-}
-
 static void load_frontend(bff_snapshot *snap, const char *file, const bff_snapshot_options *opts, cfg_errors *errs)
 {
     json_t *root = cfg_load_file(errs, file);
@@ -642,11 +411,14 @@ static void load_frontend(bff_snapshot *snap, const char *file, const bff_snapsh
     if (cfg_get_object(errs, file, "", root, "match", 0, &match) == 1)
         load_match(fe, match, file, errs);
     parse_defaults(errs, file, root, &fe->defaults);
-    json_t *auth, *cors;
-    if (cfg_get_object(errs, file, "", root, "auth", 0, &auth) == 1)
-        load_auth(fe, auth, file, errs);
+    json_t *auth, *jwt, *cors;
+    if (cfg_get_object(errs, file, "", root, "auth", 0, &auth) == 1) {
+        cfg_check_keys(errs, file, "auth", auth, auth_keys);
+        if (cfg_get_object(errs, file, "auth", auth, "jwt", 1, &jwt) == 1)
+            fe->auth = bff_auth_load(jwt, file, "auth.jwt", errs);
+    }
     if (cfg_get_object(errs, file, "", root, "cors", 0, &cors) == 1)
-        load_cors(fe, cors, file, errs);
+        fe->cors = bff_cors_load(cors, file, errs);
     json_t *routes = json_object_get(root, "routes");
     if (!json_is_array(routes))
         cfg_error(errs, file, "routes", routes == NULL ? "missing required key" : "must be a list of routes");
@@ -700,7 +472,7 @@ static void load_frontends(bff_snapshot *snap, json_t *list, const char *file, c
 static void frontend_free(bff_frontend *fe)
 {
     for (size_t i = 0; i < fe->nroutes; ++i) {
-        bff_jwt_rules_free(fe->routes[i].rules, fe->routes[i].nrules);
+        route_auth_free(&fe->routes[i]);
         bff_admission_dispose(&fe->routes[i].admission);
         if (fe->routes[i].ratelimit != NULL) {
             bff_ratelimit_dispose(fe->routes[i].ratelimit);
@@ -717,13 +489,8 @@ static void frontend_free(bff_frontend *fe)
     free(fe->host);
     free(fe->header_name);
     free(fe->header_value);
-    if (fe->jwt != NULL) {
-        bff_jwt_config_release(fe->jwt);
-        free(fe->jwt);
-    }
-    bff_jwt_rules_free(fe->rules, fe->nrules);
-    cors_free(fe->cors);
-    free(fe->jwt_cookie);
+    bff_auth_free(fe->auth);
+    bff_cors_free(fe->cors);
 }
 
 static void snapshot_free(bff_snapshot *snap)
@@ -756,7 +523,8 @@ int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_option
                                   BFF_DEFAULT_QUEUE_WAIT_MS,
                                   BFF_DEFAULT_MEMORY_MB,
                                   0,
-                                  0};
+                                  0,
+                                  ""};
 
     cfg_check_keys(errs, file, "", root, entry_keys);
     parse_defaults(errs, file, root, &snap->defaults);

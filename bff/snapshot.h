@@ -11,7 +11,8 @@
 #include "admission.h"
 #include "ratelimit.h"
 #include "cfg.h"
-#include "jwt_verify.h"
+#include "auth.h"
+#include "cors.h"
 #include "route_table.h"
 
 /*
@@ -32,8 +33,9 @@ typedef struct bff_limits {
     uint64_t queue_max;     /* requests that may wait for a slot (0: refuse at once) */
     uint64_t queue_wait_ms; /* how long one may wait before it is refused */
     uint64_t memory_mb;     /* what one Lua invocation may allocate */
-    double rate_rps;        /* requests per second per client address (0: no rate limit) */
+    double rate_rps;        /* requests per second per client (0: no rate limit) */
     double rate_burst;      /* bucket size */
+    char rate_claim[64];    /* "by_claim": buckets per value of this JWT claim (else per client address) */
 } bff_limits;
 
 #define BFF_NAME_MAX 128 /* frontend names: they become metric labels and log fields */
@@ -52,24 +54,11 @@ typedef struct bff_route {
     bff_ratelimit *ratelimit; /* NULL without a rate limit */
     uint32_t stats_id;        /* the gateway's metrics id for (frontend, pattern); 0 when not tracked */
     uint32_t fn_stats_id;     /* the metrics id of its function (frontend "", pattern = function name) */
-    int public_route;         /* "auth": false: no token required even when the frontend has JWT */
-    bff_claim_rule *rules;    /* "auth": {"require": [...]}: claim rules on top of the frontend's */
+    const bff_auth *auth;     /* what a request needs (the frontend's or own_auth); NULL: public */
+    bff_auth *own_auth;       /* "auth": {"jwt": {...}}: the route's own JWT settings, or NULL */
+    bff_claim_rule *rules;    /* "auth": {"require": [...]}: claim rules on top of auth's own */
     size_t nrules;
 } bff_route;
-
-/* CORS for a frontend: which origins may call it from a browser, and what preflights answer. */
-typedef struct bff_cors {
-    char **origins; /* exact origins ("https://shop.example"); any_origin when "*" is listed */
-    size_t norigins;
-    int any_origin;
-    char *allow_headers;  /* joined with ", ", or NULL */
-    char *expose_headers; /* joined with ", ", or NULL */
-    int credentials;
-    uint64_t max_age_s;
-} bff_cors;
-
-/* Returns 1 when `origin` (len bytes) may call the frontend. */
-int bff_cors_origin_allowed(const bff_cors *cors, const char *origin, size_t len);
 
 typedef struct bff_frontend {
     char *name;
@@ -83,11 +72,8 @@ typedef struct bff_frontend {
     bff_route *routes;
     size_t nroutes;
     bff_route_table *table; /* values are bff_route pointers */
-    bff_jwt_config *jwt;    /* NULL: no authentication */
-    char *jwt_cookie;       /* also take the token from this cookie; NULL: Authorization header only */
-    bff_claim_rule *rules;  /* auth.jwt.require: every route's tokens must satisfy these (403) */
-    size_t nrules;
-    bff_cors *cors; /* NULL: no CORS headers, preflights are ordinary OPTIONS requests */
+    bff_auth *auth;         /* "auth": {"jwt": ...}; NULL: no authentication unless a route has its own */
+    bff_cors *cors;         /* NULL: no CORS headers, preflights are ordinary OPTIONS requests */
 } bff_frontend;
 
 typedef struct bff_snapshot_function {

@@ -204,7 +204,7 @@ static c_job *job_new(const bfg_event *ev)
 {
     size_t size = sizeof(c_job) + pairs_size(ev->params, ev->nparams) + pairs_size(ev->query, ev->nquery) +
                   pairs_size(ev->headers, ev->nheaders) + ev->method.len + ev->path.len + ev->route.len +
-                  ev->frontend.len + ev->request_id.len + ev->body.len;
+                  ev->frontend.len + ev->request_id.len + ev->body.len + ev->claims.len;
     c_job *job = malloc(size);
     if (job == NULL)
         return NULL;
@@ -225,6 +225,7 @@ static c_job *job_new(const bfg_event *ev)
     job->event.frontend = copy_str(&cursor, ev->frontend);
     job->event.request_id = copy_str(&cursor, ev->request_id);
     job->event.body = copy_str(&cursor, ev->body);
+    job->event.claims = copy_str(&cursor, ev->claims);
     fn_response_init(&job->res);
     return job;
 }
@@ -331,9 +332,23 @@ static void *dlopen_private_copy(const char *path, const char *content, size_t l
 static int c_start(fn_function *fn, const fn_call *call, fn_response *res, fn_done_cb done, void *data, fn_task **task)
 {
     c_impl *impl = fn->impl;
-    if (impl->inline_calls || call->host == NULL || done == NULL)
-        return c_call(impl, call->event, call->limits.memory_bytes, res);
-    c_job *job = job_new(call->event);
+    bfg_event ev = *call->event;
+    char *claims = NULL;
+    if (call->claims != NULL && ev.claims.ptr == NULL) {
+        claims = json_dumps(call->claims, JSON_COMPACT);
+        if (claims == NULL) {
+            snprintf(res->error, sizeof(res->error), "out of memory");
+            return -ENOMEM;
+        }
+        ev.claims = (bfg_str){claims, strlen(claims)};
+    }
+    if (impl->inline_calls || call->host == NULL || done == NULL) {
+        int rc = c_call(impl, &ev, call->limits.memory_bytes, res);
+        free(claims);
+        return rc;
+    }
+    c_job *job = job_new(&ev);
+    free(claims);
     if (job == NULL) {
         snprintf(res->error, sizeof(res->error), "out of memory");
         return -ENOMEM;

@@ -80,10 +80,11 @@ static int cors(h2o_req_t *req, h2o_iovec_t id, const bff_frontend *fe, unsigned
                 size_t path_len)
 {
     const bff_cors *c = fe->cors;
+    /* Always: a shared cache must not serve a response without CORS headers to a browser that needs them. */
+    gw_add_header(req, H2O_STRLIT("vary"), H2O_STRLIT("Origin"));
     h2o_iovec_t origin = header_value(req, H2O_STRLIT("origin"));
     if (origin.base == NULL)
         return 0;
-    gw_add_header(req, H2O_STRLIT("vary"), H2O_STRLIT("Origin"));
     int allowed = bff_cors_origin_allowed(c, origin.base, origin.len);
     int preflight =
         method == BFF_METHOD_OPTIONS && header_value(req, H2O_STRLIT("access-control-request-method")).base != NULL;
@@ -104,6 +105,15 @@ static int cors(h2o_req_t *req, h2o_iovec_t id, const bff_frontend *fe, unsigned
     if (!preflight)
         return 0;
     if (!allowed) {
+        if (fn_log_enabled(FN_LOG_INFO)) { /* what an operator needs to find a missing origin */
+            fn_buf buf = FN_BUF_INIT;
+            fn_log_begin(&buf, FN_LOG_INFO);
+            fn_log_field_str(&buf, "requestId", id.base, id.len);
+            fn_log_field_str(&buf, "frontend", fe->name, strlen(fe->name));
+            fn_log_field_str(&buf, "decision", "cors_refused", 12);
+            fn_log_field_str(&buf, "origin", origin.base, origin.len < 256 ? origin.len : 256);
+            fn_log_write(&buf);
+        }
         gw_send_error(req, 403, "origin not allowed", NULL, id);
         return 1;
     }
@@ -114,7 +124,7 @@ static int cors(h2o_req_t *req, h2o_iovec_t id, const bff_frontend *fe, unsigned
         return 1;
     }
     char methods[128];
-    size_t n = bff_method_list(m.allowed, methods, sizeof(methods));
+    size_t n = bff_method_list(c->methods != 0 ? m.allowed & c->methods : m.allowed, methods, sizeof(methods));
     h2o_iovec_t v = h2o_strdup(&req->pool, methods, n);
     gw_add_header(req, H2O_STRLIT("access-control-allow-methods"), v.base, v.len);
     if (c->allow_headers != NULL) {

@@ -235,8 +235,9 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Only what can change the config counts: JSON, Lua and shared objects, directories, and the ..data swap of
- * a ConfigMap. Log files, editor swap files and the like in the same directory do not trigger reloads. */
+/* Only what can change the config counts: JSON, Lua and shared objects, key files (PEM, JWK(S), secrets),
+ * directories, and the ..data swap of a ConfigMap. Log files, editor swap files and the like in the same
+ * directory do not trigger reloads. */
 static int is_relevant(const struct inotify_event *ev)
 {
     if (ev->mask & (IN_ISDIR | IN_DELETE_SELF | IN_IGNORED | IN_Q_OVERFLOW))
@@ -244,7 +245,14 @@ static int is_relevant(const struct inotify_event *ev)
     if (ev->len == 0)
         return 1;
     const char *name = ev->name;
-    return strncmp(name, "..", 2) == 0 || ends_with(name, ".json") || ends_with(name, ".lua") || ends_with(name, ".so");
+    static const char *const suffixes[] = {".json", ".lua", ".so", ".pem", ".pub", ".key", ".jwk", ".jwks", ".secret"};
+    if (strncmp(name, "..", 2) == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); ++i) {
+        if (ends_with(name, suffixes[i]))
+            return 1;
+    }
+    return 0;
 }
 
 static void *reloader_main(void *arg)

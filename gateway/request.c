@@ -270,18 +270,37 @@ static h2o_iovec_t find_token(h2o_req_t *req, const char *cookie)
     return h2o_iovec_init(NULL, 0);
 }
 
+/* Verifies the token, or finds it verified in this thread's cache. Returns 0 with gr->claims set. */
+static int verify_token(gw_request *gr, const bff_auth *auth, h2o_iovec_t token, char *reason, size_t cap)
+{
+    time_t now = time(NULL);
+    if (gr->w->jwt_cache == NULL)
+        gr->w->jwt_cache = bff_jwt_cache_new();
+    bff_jwt_cache *cache = gr->w->jwt_cache;
+    json_t *cached = cache != NULL ? bff_jwt_cache_get(cache, auth->id, token.base, token.len, now) : NULL;
+    if (cached != NULL) {
+        gr->claims = json_incref(cached);
+        return 0;
+    }
+    if (bff_jwt_verify(&auth->jwt, token.base, token.len, now, &gr->claims, reason, cap) != 0)
+        return -1;
+    if (cache != NULL)
+        bff_jwt_cache_put(cache, auth->id, token.base, token.len, gr->claims, now,
+                          bff_jwt_cache_until(gr->claims, auth->jwt.leeway_s, now));
+    return 0;
+}
+
 /* Returns 1 when the request lacks a valid token (and answers 401), or its claims break a rule (403). */
 static int unauthorized(gw_request *gr)
 {
-    const bff_jwt_config *jwt = gr->fe->jwt;
-    if (jwt == NULL || gr->route->public_route)
+    const bff_auth *auth = gr->route->auth;
+    if (auth == NULL)
         return 0;
-    h2o_iovec_t token = find_token(gr->req, gr->fe->jwt_cookie);
+    h2o_iovec_t token = find_token(gr->req, auth->cookie);
     char reason[256] = "no bearer token";
-    if (token.base != NULL &&
-        bff_jwt_verify(jwt, token.base, token.len, time(NULL), &gr->claims, reason, sizeof(reason)) == 0) {
-        /* A valid token that lacks what the frontend or the route requires: 403. */
-        if (bff_jwt_rules_check(gr->fe->rules, gr->fe->nrules, gr->claims, reason, sizeof(reason)) == 0 &&
+    if (token.base != NULL && verify_token(gr, auth, token, reason, sizeof(reason)) == 0) {
+        /* A valid token that lacks what the route's auth or the route itself requires: 403. */
+        if (bff_jwt_rules_check(auth->rules, auth->nrules, gr->claims, reason, sizeof(reason)) == 0 &&
             bff_jwt_rules_check(gr->route->rules, gr->route->nrules, gr->claims, reason, sizeof(reason)) == 0)
             return 0;
         event(gr, GW_EV_FORBIDDEN);
@@ -305,6 +324,34 @@ static int unauthorized(gw_request *gr)
     return 1;
 }
 
+/* The rate limit key: the value of the route's "by_claim" claim when the request carries it (hashed
+ * to 15 bytes, a length no address has), else the client's address. */
+static size_t rate_key(gw_request *gr, uint8_t key[16])
+{
+    const char *claim = gr->route->limits.rate_claim;
+    json_t *v = claim[0] != '\0' && gr->claims != NULL ? json_object_get(gr->claims, claim) : NULL;
+    char text[64];
+    const char *bytes = NULL;
+    size_t len = 0;
+    if (json_is_string(v)) {
+        bytes = json_string_value(v);
+        len = json_string_length(v);
+    } else if (json_is_integer(v)) {
+        len = (size_t)snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
+        bytes = text;
+    }
+    if (bytes == NULL)
+        return client_key(gr->req, key);
+    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
+    for (size_t i = 0; i < len; ++i) {
+        h1 = (h1 ^ (uint8_t)bytes[i]) * 0x100000001b3ULL;
+        h2 = (h2 ^ (uint8_t)bytes[i]) * 0x9e3779b97f4a7c15ULL;
+    }
+    memcpy(key, &h1, 8);
+    memcpy(key + 8, &h2, 7);
+    return 15;
+}
+
 /* Returns 1 when the client is over the route's rate limit (and answers 429). */
 static int rate_limited(gw_request *gr)
 {
@@ -312,7 +359,7 @@ static int rate_limited(gw_request *gr)
     if (rl == NULL)
         return 0;
     uint8_t key[16];
-    size_t len = client_key(gr->req, key);
+    size_t len = rate_key(gr, key);
     uint64_t wait_ms = bff_ratelimit_take(rl, key, len, gr->call.start_ns);
     if (wait_ms == 0)
         return 0;
@@ -337,7 +384,7 @@ static void on_done(void *data, int rc)
         settle(gr);
         record(gr, gr->res.status, gr->res.body.len);
         if (gr->req != NULL)
-            gw_send_function_response(gr->req, &gr->res);
+            gw_send_function_response(gr->req, &gr->res, gr->fe->cors != NULL);
     } else if (rc == -ETIMEDOUT) {
         event(gr, GW_EV_TIMEOUT);
         log_decision(gr, FN_LOG_WARN, "timeout", gr->res.error);
@@ -499,8 +546,10 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     gr->state = STATE_RUNNING;
     gr->call.start_ns = fn_now_ns();
     ++w->inflight;
-    /* The rate limit needs only the peer address: a refused client costs no body parsing. */
-    if (rate_limited(gr) || unauthorized(gr))
+    /* A rate limit per address comes first: a refused client costs no token check and no body parsing. A
+     * rate limit per claim needs the verified token first. */
+    if (gr->route->limits.rate_claim[0] == '\0' ? rate_limited(gr) || unauthorized(gr)
+                                                : unauthorized(gr) || rate_limited(gr))
         return;
 
     char err[320];

@@ -96,11 +96,12 @@ int gw_is_hop_by_hop(const char *name, size_t len)
     return 0;
 }
 
-void gw_send_function_response(h2o_req_t *req, const fn_response *res)
+void gw_send_function_response(h2o_req_t *req, const fn_response *res, int gateway_cors)
 {
     for (size_t i = 0; i < res->nheaders; ++i) {
         const fn_header *h = &res->headers[i];
-        if (gw_is_hop_by_hop(h->name, h->name_len))
+        if (gw_is_hop_by_hop(h->name, h->name_len) ||
+            (gateway_cors && h->name_len > 15 && h2o_lcstris(h->name, 15, H2O_STRLIT("access-control-"))))
             continue;
         h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
         h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);

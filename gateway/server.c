@@ -191,8 +191,10 @@ static void *worker_main(void *arg)
         h2o_context_dispose(&w->ctx);
         h2o_evloop_destroy(loop);
     }
-    /* Last: the loop runs above could still have served a request that refilled the cache. */
+    /* Last: the loop runs above could still have served a request that refilled the caches. */
     gw_live_cache_release(&w->live);
+    bff_jwt_cache_free(w->jwt_cache);
+    w->jwt_cache = NULL;
     return NULL;
 }
 

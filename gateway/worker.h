@@ -7,6 +7,7 @@
 
 #include <h2o.h>
 
+#include "../bff/jwt_cache.h"
 #include "../bff/snapshot.h"
 #include "gw_config.h"
 #include "host.h"
@@ -36,7 +37,8 @@ typedef struct gw_worker {
     gw_host host;
     h2o_linklist_t http1_pending; /* routed HTTP/1 requests not yet answered (the disconnect sweep) */
     gw_timer sweep;
-    size_t inflight; /* routed requests not yet answered */
+    size_t inflight;          /* routed requests not yet answered */
+    bff_jwt_cache *jwt_cache; /* verified tokens (created on first use) */
 } gw_worker;
 
 /* The h2o handler for every request (registered at "/"). Runs on the worker's loop thread. */

@@ -68,6 +68,9 @@ typedef struct bfg_event {
     size_t nquery;
     const bfg_pair *headers; /* request headers, names lower-case; a name may repeat */
     size_t nheaders;
+    /* The verified JWT claims as compact JSON object text ({"sub":"alice",...}), or {NULL, 0} when the
+     * route needs no token. Appended in bffgate 0.2: fields are only ever added at the end. */
+    bfg_str claims;
 } bfg_event;
 
 typedef struct bfg_response_ops {
