@@ -157,8 +157,16 @@ static void load_key(bff_jwt_config *jwt, json_t *def, const char *file, const c
             return;
         }
     }
-    if (material == NULL || bff_jwt_config_add_key(jwt, kid, alg, material, len) != 0)
-        cfg_error(errs, file, path, "cannot add the key");
+    int rc = material != NULL ? bff_jwt_config_add_key(jwt, kid, alg, material, len) : -ENOMEM;
+    if (rc == -EINVAL) {
+        cfg_path_key(p, sizeof(p), path, "public_key_file");
+        cfg_error(errs, file, p, "not a PEM public key for %s (%s)", alg_name,
+                  alg <= BFF_JWT_RS512   ? "RSA of at least 2048 bits"
+                  : alg == BFF_JWT_ES256 ? "EC P-256"
+                                         : "EC P-384");
+    } else if (rc != 0) {
+        cfg_error(errs, file, path, "cannot add the key: out of memory");
+    }
     if (material != NULL)
         memset(material, 0, len);
     free(material);

@@ -1,23 +1,64 @@
-/* jwt_verify: pinned-key JWT verification: the header is checked here before libjwt verifies the signature. */
+/* jwt_verify: pinned-key JWT verification: header checks, then the signature with OpenSSL and a key parsed once. */
 #include "jwt_verify.h"
 
 #include <errno.h>
-#include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+/* Each algorithm: its name, digest, and for ECDSA the curve and the size of r and s in a signature. */
 static const struct {
     const char *name;
-    jwt_alg_t libjwt;
+    const char *digest;
+    const char *curve;
+    size_t ec_size;
 } algs[BFF_JWT_ALG_COUNT] = {
-    [BFF_JWT_HS256] = {"HS256", JWT_ALG_HS256}, [BFF_JWT_HS384] = {"HS384", JWT_ALG_HS384},
-    [BFF_JWT_HS512] = {"HS512", JWT_ALG_HS512}, [BFF_JWT_RS256] = {"RS256", JWT_ALG_RS256},
-    [BFF_JWT_RS384] = {"RS384", JWT_ALG_RS384}, [BFF_JWT_RS512] = {"RS512", JWT_ALG_RS512},
-    [BFF_JWT_ES256] = {"ES256", JWT_ALG_ES256}, [BFF_JWT_ES384] = {"ES384", JWT_ALG_ES384},
+    [BFF_JWT_HS256] = {"HS256", "SHA256", NULL, 0},          [BFF_JWT_HS384] = {"HS384", "SHA384", NULL, 0},
+    [BFF_JWT_HS512] = {"HS512", "SHA512", NULL, 0},          [BFF_JWT_RS256] = {"RS256", "SHA256", NULL, 0},
+    [BFF_JWT_RS384] = {"RS384", "SHA384", NULL, 0},          [BFF_JWT_RS512] = {"RS512", "SHA512", NULL, 0},
+    [BFF_JWT_ES256] = {"ES256", "SHA256", "prime256v1", 32}, [BFF_JWT_ES384] = {"ES384", "SHA384", "secp384r1", 48},
 };
+
+static int is_hmac(bff_jwt_alg alg)
+{
+    return alg <= BFF_JWT_HS512;
+}
+
+/* Parses a PEM public key and checks it fits the algorithm: RSA of at least 2048 bits, or EC on its curve. */
+static EVP_PKEY *parse_public_key(bff_jwt_alg alg, const void *pem, size_t len)
+{
+    if (len > INT32_MAX)
+        return NULL;
+    ERR_set_mark();
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *pkey = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    int ok = pkey != NULL;
+    if (ok && algs[alg].curve == NULL) {
+        ok = EVP_PKEY_is_a(pkey, "RSA") && EVP_PKEY_get_bits(pkey) >= 2048;
+    } else if (ok) {
+        char group[64];
+        ok = EVP_PKEY_is_a(pkey, "EC") &&
+             EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), NULL) == 1 &&
+             strcmp(group, algs[alg].curve) == 0;
+    }
+    ERR_pop_to_mark();
+    if (!ok) {
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    return pkey;
+}
 
 int bff_jwt_alg_parse(const char *name, bff_jwt_alg *out)
 {
@@ -39,20 +80,27 @@ int bff_jwt_config_add_key(bff_jwt_config *cfg, const char *kid, bff_jwt_alg alg
 {
     if (material == NULL || len == 0 || (unsigned)alg >= BFF_JWT_ALG_COUNT)
         return -EINVAL;
+    EVP_PKEY *pkey = NULL;
+    if (!is_hmac(alg) && (pkey = parse_public_key(alg, material, len)) == NULL)
+        return -EINVAL;
     bff_jwt_key *keys = realloc(cfg->keys, (cfg->nkeys + 1) * sizeof(*keys));
-    if (keys == NULL)
+    if (keys == NULL) {
+        EVP_PKEY_free(pkey);
         return -ENOMEM;
+    }
     cfg->keys = keys;
     bff_jwt_key *k = &keys[cfg->nkeys];
     memset(k, 0, sizeof(*k));
     k->alg = alg;
-    k->material = malloc(len + 1); /* NUL-terminated: libjwt reads PEM keys as C strings */
+    k->material = malloc(len + 1); /* NUL-terminated, so a PEM key reads as a C string */
     k->kid = kid != NULL ? strdup(kid) : NULL;
     if (k->material == NULL || (kid != NULL && k->kid == NULL)) {
         free(k->material);
         free(k->kid);
+        EVP_PKEY_free(pkey);
         return -ENOMEM;
     }
+    k->pkey = pkey;
     memcpy(k->material, material, len);
     k->material[len] = '\0';
     k->len = len;
@@ -67,8 +115,9 @@ void bff_jwt_config_release(bff_jwt_config *cfg)
     for (size_t i = 0; i < cfg->nkeys; ++i) {
         free(cfg->keys[i].kid);
         if (cfg->keys[i].material != NULL)
-            memset(cfg->keys[i].material, 0, cfg->keys[i].len); /* HMAC secrets do not outlive the config */
+            OPENSSL_cleanse(cfg->keys[i].material, cfg->keys[i].len); /* HMAC secrets do not outlive the config */
         free(cfg->keys[i].material);
+        EVP_PKEY_free(cfg->keys[i].pkey);
     }
     free(cfg->keys);
     for (size_t i = 0; i < cfg->naudiences; ++i)
@@ -185,6 +234,51 @@ static int check_claims(const bff_jwt_config *cfg, json_t *claims, time_t now, c
     return 0;
 }
 
+/* HMAC compared in constant time; RSA PKCS#1 v1.5; ECDSA with the JWS r||s signature turned into DER. */
+static int verify_signature(const bff_jwt_key *key, const unsigned char *input, size_t input_len,
+                            const unsigned char *sig, size_t sig_len)
+{
+    const EVP_MD *md = EVP_get_digestbyname(algs[key->alg].digest);
+    if (md == NULL)
+        return 0;
+    if (is_hmac(key->alg)) {
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned mac_len = 0;
+        if (key->len > INT32_MAX || HMAC(md, key->material, (int)key->len, input, input_len, mac, &mac_len) == NULL)
+            return 0;
+        return sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
+    }
+    unsigned char *der = NULL;
+    int der_len = 0;
+    if (algs[key->alg].curve != NULL) {
+        size_t n = algs[key->alg].ec_size;
+        if (sig_len != 2 * n)
+            return 0;
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(sig, (int)n, NULL), *s = BN_bin2bn(sig + n, (int)n, NULL);
+        if (es == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(es, r, s) != 1) {
+            BN_free(r);
+            BN_free(s);
+            ECDSA_SIG_free(es);
+            return 0;
+        }
+        der_len = i2d_ECDSA_SIG(es, &der);
+        ECDSA_SIG_free(es);
+        if (der_len <= 0)
+            return 0;
+        sig = der;
+        sig_len = (size_t)der_len;
+    }
+    ERR_set_mark();
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, md, NULL, key->pkey) == 1 &&
+             EVP_DigestVerify(ctx, sig, sig_len, input, input_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_pop_to_mark();
+    OPENSSL_free(der);
+    return ok;
+}
+
 int bff_jwt_verify(const bff_jwt_config *cfg, const char *token, size_t len, time_t now, json_t **claims, char *reason,
                    size_t cap)
 {
@@ -245,28 +339,25 @@ int bff_jwt_verify(const bff_jwt_config *cfg, const char *token, size_t len, tim
     if (key->alg != alg)
         return fail(reason, cap, "algorithm %s does not match the key's %s", bff_jwt_alg_name(alg),
                     bff_jwt_alg_name(key->alg));
-    if (key->len == 0)
-        return fail(reason, cap, "empty key"); /* libjwt would skip verification */
+    if (key->len == 0 || (!is_hmac(alg) && key->pkey == NULL))
+        return fail(reason, cap, "empty key");
 
-    /* Only now the signature, with the pinned key. */
-    char *copy = strndup(token, len);
-    if (copy == NULL)
-        return fail(reason, cap, "out of memory");
-    jwt_t *jwt = NULL;
-    int rc = jwt_decode(&jwt, copy, key->material, (int)key->len);
-    free(copy);
-    if (rc != 0 || jwt == NULL) {
-        jwt_free(jwt);
-        return fail(reason, cap, "invalid signature or encoding");
-    }
-    if (jwt_get_alg(jwt) != algs[key->alg].libjwt) {
-        jwt_free(jwt);
-        return fail(reason, cap, "verified with an unexpected algorithm");
-    }
-    char *grants = jwt_get_grants_json(jwt, NULL);
-    jwt_free(jwt);
-    json_t *parsed = grants != NULL ? json_loads(grants, 0, &jerr) : NULL;
-    free(grants);
+    /* Only now the signature, with the pinned key, over "header.payload". */
+    size_t sig_len;
+    unsigned char *sig = (unsigned char *)b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), &sig_len);
+    if (sig == NULL)
+        return fail(reason, cap, "signature is not base64url");
+    int ok = verify_signature(key, (const unsigned char *)token, (size_t)(dot2 - token), sig, sig_len);
+    free(sig);
+    if (!ok)
+        return fail(reason, cap, "invalid signature");
+
+    size_t payload_len;
+    char *payload = b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &payload_len);
+    if (payload == NULL)
+        return fail(reason, cap, "payload is not base64url");
+    json_t *parsed = json_loadb(payload, payload_len, JSON_REJECT_DUPLICATES, &jerr);
+    free(payload);
     if (!json_is_object(parsed)) {
         json_decref(parsed);
         return fail(reason, cap, "the claims are not a JSON object");

@@ -193,6 +193,25 @@ static void expect_401(const char *path, const char *header, const char *www_aut
     e2e_response_release(&res);
 }
 
+static long get_with_token(const char *path, const char *tok, e2e_response *res)
+{
+    char header[4096];
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", tok);
+    return get(path, header, res);
+}
+
+/* Expects `status` for the token on path; frees the token. */
+static void expect_status(const char *path, char *tok, long status)
+{
+    e2e_response res;
+    assert_non_null(tok);
+    long got = get_with_token(path, tok, &res);
+    if (got != status)
+        fail_msg("%s: expected %ld, got %ld (%s)", path, status, got, res.body);
+    e2e_response_release(&res);
+    free(tok);
+}
+
 static void test_valid_token_reaches_lua_as_claims(void **state)
 {
     char *t = token("HS256", (const unsigned char *)SECRET, strlen(SECRET), "alice", 300, "web");
@@ -256,6 +275,16 @@ static void test_algorithm_confusion_is_refused(void **state)
     snprintf(header, sizeof(header), "Authorization: Bearer %s", t);
     expect_401("/partner/me", header, "Bearer error=\"invalid_token\"");
     free(t);
+    /* While a real RS256 token, signed with the private key, passes. */
+    char *rsa_private = read_text(srv.dir, "rsa.key");
+    assert_non_null(rsa_private);
+    e2e_response res;
+    t = mint("RS256", rsa_private, "k1", "rita", NULL, 300);
+    assert_int_equal(get_with_token("/partner/me", t, &res), 200);
+    assert_non_null(strstr(res.body, "\"sub\":\"rita\""));
+    e2e_response_release(&res);
+    free(t);
+    free(rsa_private);
 }
 
 static void test_public_route_needs_no_token(void **state)
@@ -383,25 +412,6 @@ static void test_cors_preflight_and_headers(void **state)
     assert_string_equal(v, "https://shop.example");
     free(v);
     e2e_response_release(&res);
-}
-
-static long get_with_token(const char *path, const char *tok, e2e_response *res)
-{
-    char header[4096];
-    snprintf(header, sizeof(header), "Authorization: Bearer %s", tok);
-    return get(path, header, res);
-}
-
-/* Expects `status` for the token on path; frees the token. */
-static void expect_status(const char *path, char *tok, long status)
-{
-    e2e_response res;
-    assert_non_null(tok);
-    long got = get_with_token(path, tok, &res);
-    if (got != status)
-        fail_msg("%s: expected %ld, got %ld (%s)", path, status, got, res.body);
-    e2e_response_release(&res);
-    free(tok);
 }
 
 static void test_jwks_and_ec_keys_chosen_by_kid(void **state)

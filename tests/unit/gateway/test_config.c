@@ -194,6 +194,64 @@ static const char *web_with_route(const char *route, char *buf, size_t cap)
     return buf;
 }
 
+/* ---- authentication ---- */
+
+static void test_auth_key_errors(void **state)
+{
+    (void)state;
+    write_file("not-a-key.pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
+    write_file("jwks.json", "{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}");
+    write_config(NULL, "{ \"name\": \"web\", \"auth\": { \"jwt\": { \"keys\": [\n"
+                       "  { \"alg\": \"RS256\", \"kid\": \"a\", \"public_key_file\": \"../not-a-key.pem\" },\n"
+                       "  { \"alg\": \"HS256\", \"kid\": \"a\", \"secret_file\": \"../jwks.json\" },\n"
+                       "  { \"jwks_file\": \"../jwks.json\" },\n"
+                       "  { \"jwks_file\": \"../jwks.json\", \"kid\": \"x\" },\n"
+                       "  { \"alg\": \"ES256\", \"kid\": \"c\", \"secret_env\": \"X\" } ] } },\n"
+                       " \"routes\": [ { \"path\": \"/a\", \"function\": \"profile\",\n"
+                       "   \"auth\": { \"jwt\": { \"keys\": [] } },\n"
+                       "   \"rate_limit\": { \"rps\": 5, \"by_claim\": \"\" } } ] }\n");
+    loaded l;
+    load_fails(&l);
+    assert_error(&l.errs, "frontends/web.json: auth.jwt.keys[0].public_key_file: not a PEM public key for RS256 (RSA "
+                          "of at least 2048 bits)");
+    assert_error_like(&l.errs, "frontends/web.json: auth.jwt.keys[2].jwks_file: ../jwks.json: keys[0]", "\"alg\"");
+    assert_error(&l.errs, "frontends/web.json: auth.jwt.keys[3]: a \"jwks_file\" key takes no other field (each JWK "
+                          "names its alg and kid)");
+    assert_error(&l.errs,
+                 "frontends/web.json: auth.jwt.keys[4]: an RSA or EC key needs \"public_key_file\" (a PEM public key)");
+    assert_error(&l.errs, "frontends/web.json: routes[0].auth.jwt.keys: must be a non-empty list");
+    assert_error(&l.errs, "frontends/web.json: routes[0].rate_limit.by_claim: must not be empty");
+    release(&l);
+}
+
+static void test_route_with_own_jwt_and_rate_claim(void **state)
+{
+    (void)state;
+    write_file("route.secret", "0123456789abcdef0123456789abcdef\n");
+    write_config(NULL, "{ \"name\": \"web\", \"routes\": [\n"
+                       "  { \"path\": \"/open\", \"function\": \"profile\" },\n"
+                       "  { \"path\": \"/own\", \"function\": \"profile\", \"rate_limit\": { \"rps\": 5, "
+                       "\"by_claim\": \"sub\" },\n"
+                       "    \"auth\": { \"jwt\": { \"keys\": [ { \"alg\": \"HS512\", \"secret_file\": "
+                       "\"../route.secret\" } ], \"cookie\": \"s\" },\n"
+                       "              \"require\": [ { \"claim\": \"scope\", \"contains\": \"x\" } ] } } ] }\n");
+    loaded l;
+    load_ok(&l, 1, NULL, 0);
+    const bff_frontend *fe = &l.snap->frontends[0];
+    assert_null(fe->auth);
+    assert_null(fe->routes[0].auth); /* a frontend without auth: its routes are open */
+    const bff_route *own = &fe->routes[1];
+    assert_non_null(own->auth);
+    assert_ptr_equal(own->auth, own->own_auth);
+    assert_int_equal(own->auth->jwt.nkeys, 1);
+    assert_int_equal(own->auth->jwt.keys[0].alg, BFF_JWT_HS512);
+    assert_int_equal(own->auth->jwt.keys[0].len, 32); /* the trailing newline is not part of the secret */
+    assert_string_equal(own->auth->cookie, "s");
+    assert_int_equal(own->nrules, 1);
+    assert_string_equal(own->limits.rate_claim, "sub");
+    release(&l);
+}
+
 /* ---- syntax ---- */
 
 static void test_malformed_json(void **state)
@@ -1077,6 +1135,8 @@ int main(void)
         T(test_duplicate_route),
         T(test_unknown_method),
         T(test_reserved_route_keys),
+        T(test_auth_key_errors),
+        T(test_route_with_own_jwt_and_rate_claim),
         T(test_duplicate_frontend_name),
         T(test_frontend_glob_matching_nothing),
         T(test_bad_path_prefix),
