@@ -16,6 +16,8 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -349,6 +351,99 @@ static void test_es256_valid(void **state)
 
     /* Signed by another P-256 key. */
     token = make_token(JWT_ALG_ES256, pem.ec_other_private, NULL, "{\"sub\":\"ec-user\"}");
+    assert_int_equal(verify(&cfg, token), -1);
+    free(token);
+    release_config(&cfg);
+}
+
+/* The JWS form of an ECDSA signature is r||s of exactly twice the curve size: DER and other lengths fail. */
+static void test_es256_signature_forms(void **state)
+{
+    (void)state;
+    bff_jwt_config cfg = {0};
+    add_key(&cfg, NULL, BFF_JWT_ES256, pem.ec_public);
+    char *token = make_token(JWT_ALG_ES256, pem.ec_private, NULL, "{\"sub\":\"ec-user\"}");
+    assert_int_equal(verify(&cfg, token), 0);
+    char *sig_b64 = signature_part(token);
+    /* Decode r||s (64 bytes). */
+    size_t b64_len = strlen(sig_b64);
+    char *std = malloc(b64_len + 4);
+    assert_non_null(std);
+    size_t n = 0;
+    for (size_t i = 0; i < b64_len; ++i)
+        std[n++] = sig_b64[i] == '-' ? '+' : sig_b64[i] == '_' ? '/' : sig_b64[i];
+    while (n % 4 != 0)
+        std[n++] = '=';
+    std[n] = '\0';
+    unsigned char raw[96];
+    int raw_len = EVP_DecodeBlock(raw, (const unsigned char *)std, (int)n);
+    free(std);
+    assert_true(raw_len >= 64);
+    raw_len = 64;
+    /* The same signature in DER (what OpenSSL itself produces) is refused. */
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    ECDSA_SIG_set0(es, BN_bin2bn(raw, 32, NULL), BN_bin2bn(raw + 32, 32, NULL));
+    unsigned char *der = NULL;
+    int der_len = i2d_ECDSA_SIG(es, &der);
+    ECDSA_SIG_free(es);
+    assert_true(der_len > 0);
+    *sig_b64 = '\0';
+    char *der_b64 = base64url(der, (size_t)der_len);
+    OPENSSL_free(der);
+    size_t cap = strlen(token) + strlen(der_b64) + 1;
+    char *der_token = malloc(cap);
+    snprintf(der_token, cap, "%s%s", token, der_b64);
+    assert_int_equal(verify(&cfg, der_token), -1);
+    /* r||s with one byte more or one byte less is refused; exactly r||s passes. */
+    unsigned char longer[65];
+    memcpy(longer, raw, 64);
+    longer[64] = 0;
+    const size_t lens[] = {63, 65, 64};
+    for (size_t i = 0; i < 3; ++i) {
+        char *part = base64url(longer, lens[i]);
+        char *t = malloc(cap + 100);
+        snprintf(t, cap + 100, "%s%s", token, part);
+        assert_int_equal(verify(&cfg, t), lens[i] == 64 ? 0 : -1);
+        free(t);
+        free(part);
+    }
+    free(der_b64);
+    free(der_token);
+    free(token);
+    release_config(&cfg);
+}
+
+static void test_add_key_refuses_unusable_public_keys(void **state)
+{
+    (void)state;
+    bff_jwt_config cfg = {0};
+    /* An EC key for an RSA algorithm, an RSA key for EC, a P-256 key for ES384, garbage. */
+    assert_int_equal(bff_jwt_config_add_key(&cfg, NULL, BFF_JWT_RS256, pem.ec_public, strlen(pem.ec_public)), -EINVAL);
+    assert_int_equal(bff_jwt_config_add_key(&cfg, NULL, BFF_JWT_ES256, pem.rsa_public, strlen(pem.rsa_public)),
+                     -EINVAL);
+    assert_int_equal(bff_jwt_config_add_key(&cfg, NULL, BFF_JWT_ES384, pem.ec_public, strlen(pem.ec_public)), -EINVAL);
+    const char junk[] = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+    assert_int_equal(bff_jwt_config_add_key(&cfg, NULL, BFF_JWT_RS256, junk, strlen(junk)), -EINVAL);
+    /* RSA below 2048 bits. */
+    EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(b, small);
+    char *small_pem = bio_to_string(b);
+    BIO_free(b);
+    EVP_PKEY_free(small);
+    assert_int_equal(bff_jwt_config_add_key(&cfg, NULL, BFF_JWT_RS256, small_pem, strlen(small_pem)), -EINVAL);
+    free(small_pem);
+    assert_int_equal(cfg.nkeys, 0);
+    assert_int_equal(bff_jwt_config_add_key(&cfg, NULL, BFF_JWT_RS256, pem.rsa_public, strlen(pem.rsa_public)), 0);
+    release_config(&cfg);
+}
+
+static void test_duplicate_claim_names_refused(void **state)
+{
+    (void)state;
+    bff_jwt_config cfg = {0};
+    add_key(&cfg, NULL, BFF_JWT_HS256, SECRET_A);
+    char *token = craft_hs256("{\"alg\":\"HS256\"}", "{\"sub\":\"user\",\"sub\":\"admin\"}", SECRET_A);
     assert_int_equal(verify(&cfg, token), -1);
     free(token);
     release_config(&cfg);
@@ -1065,6 +1160,9 @@ int main(void)
         cmocka_unit_test(test_hs384_and_hs512_valid),
         cmocka_unit_test(test_rs256_valid_with_pem_public_key),
         cmocka_unit_test(test_es256_valid),
+        cmocka_unit_test(test_es256_signature_forms),
+        cmocka_unit_test(test_add_key_refuses_unusable_public_keys),
+        cmocka_unit_test(test_duplicate_claim_names_refused),
         cmocka_unit_test(test_token_is_read_for_len_bytes_only),
         cmocka_unit_test(test_wrong_secret_refused),
         cmocka_unit_test(test_tampered_payload_refused),
