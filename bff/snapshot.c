@@ -15,7 +15,7 @@
 
 static atomic_uint_fast64_t snapshot_versions;
 
-static const char *const entry_keys[] = {"server", "defaults", "functions", "frontends", NULL};
+static const char *const entry_keys[] = {"server", "defaults", "functions", "upstreams", "frontends", NULL};
 static const char *const limit_keys[] = {"timeout_ms", "concurrency", "queue_max", "queue_wait_ms",
                                          "memory_mb",  "rate_limit",  NULL};
 static const char *const rate_keys[] = {"rps", "burst", "by_claim", NULL};
@@ -24,9 +24,9 @@ static const char *const auth_keys[] = {"jwt", NULL};
 static const char *const route_auth_keys[] = {"jwt", "require", NULL};
 static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
-static const char *const route_keys[] = {"method",      "path",      "function",      "timeout_ms",
-                                         "concurrency", "queue_max", "queue_wait_ms", "memory_mb",
-                                         "rate_limit",  "steps",     "auth",          NULL};
+static const char *const route_keys[] = {"method",      "path",          "function",  "steps",      "response",
+                                         "call_status", "shape",         "auth",      "timeout_ms", "concurrency",
+                                         "queue_max",   "queue_wait_ms", "memory_mb", "rate_limit", NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
 static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
 
@@ -253,6 +253,44 @@ static unsigned parse_methods(cfg_errors *errs, const char *file, const char *pa
     return mask;
 }
 
+static void route_target_free(bff_route *route)
+{
+    bff_plan_free(route->plan);
+    route->plan = NULL;
+    free(route->target);
+    route->target = NULL;
+}
+
+/* Name resolution for plans: the snapshot's functions and upstreams. */
+typedef struct plan_names {
+    const bff_snapshot *snap;
+    const bff_snapshot_options *opts;
+} plan_names;
+
+static fn_function *plan_function(void *data, const char *name, int *known)
+{
+    const plan_names *names = data;
+    int idx = function_index(names->snap, name);
+    *known = idx >= 0;
+    return idx >= 0 ? names->snap->functions[idx].fn : NULL;
+}
+
+static uint32_t plan_function_stats(void *data, const char *name)
+{
+    const plan_names *names = data;
+    return names->opts->route_stats_id != NULL ? names->opts->route_stats_id("", name) : 0;
+}
+
+static const bff_upstream *plan_upstream(void *data, const char *name)
+{
+    const plan_names *names = data;
+    for (size_t i = 0; i < names->snap->nupstreams; ++i) {
+        if (strcmp(names->snap->upstreams[i].name, name) == 0)
+            return &names->snap->upstreams[i];
+    }
+    return NULL;
+}
+
 static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, const char *file,
                         const bff_snapshot_options *opts, cfg_errors *errs)
 {
@@ -287,37 +325,57 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
                 route_auth = NULL;
             }
         }
-        static const char *const reserved[] = {"steps"};
-        for (size_t r = 0; r < 1; ++r) {
-            if (json_object_get(def, reserved[r]) != NULL) {
-                char p[600];
-                cfg_path_key(p, sizeof(p), path, reserved[r]);
-                cfg_error(errs, file, p, "is reserved for a later version of bffgate and not supported yet");
-            }
-        }
         const char *pattern = NULL, *fn_name = NULL;
         int ok = cfg_get_string(errs, file, path, def, "path", 1, &pattern) == 1;
-        ok &= cfg_get_string(errs, file, path, def, "function", 1, &fn_name) == 1;
+        int composed = json_object_get(def, "steps") != NULL;
+        if (composed && json_object_get(def, "function") != NULL) {
+            cfg_error(errs, file, path, "a route has \"function\" or \"steps\", not both");
+            continue;
+        }
+        if (!composed)
+            ok &= cfg_get_string(errs, file, path, def, "function", 1, &fn_name) == 1;
+        for (size_t k = 0; !composed && k < 3; ++k) {
+            static const char *const plan_only[] = {"response", "call_status", "shape"};
+            if (json_object_get(def, plan_only[k]) != NULL) {
+                char p[600];
+                cfg_path_key(p, sizeof(p), path, plan_only[k]);
+                cfg_error(errs, file, p, "belongs to a composed route (one with \"steps\")");
+            }
+        }
         unsigned methods = parse_methods(errs, file, path, def);
         bff_route *route = &fe->routes[fe->nroutes];
         route->limits = fe->defaults;
         parse_limits(errs, file, path, def, &route->limits);
         if (!ok || methods == 0)
             continue;
-        int idx = function_index(snap, fn_name);
-        if (idx < 0) {
-            char p[600];
-            cfg_path_key(p, sizeof(p), path, "function");
-            cfg_error(errs, file, p, "unknown function \"%s\"", fn_name);
-            continue;
+        int idx = -1;
+        if (composed) {
+            plan_names names = {snap, opts};
+            bff_plan_env env = {&names, plan_function, plan_function_stats, plan_upstream};
+            if ((route->plan = bff_plan_load(def, file, path, &env, errs)) == NULL)
+                continue;
+        } else {
+            idx = function_index(snap, fn_name);
+            if (idx < 0) {
+                char p[600];
+                cfg_path_key(p, sizeof(p), path, "function");
+                cfg_error(errs, file, p, "unknown function \"%s\"", fn_name);
+                continue;
+            }
+            if (snap->functions[idx].fn == NULL)
+                continue; /* its load error is already reported */
         }
-        if (snap->functions[idx].fn == NULL)
-            continue; /* its load error is already reported */
-        route->pattern = strdup(pattern);
+        if (composed)
+            ok = asprintf(&route->target, "steps: %s", route->plan->summary) > 0;
+        else
+            ok = (route->target = strdup(fn_name)) != NULL;
+        route->pattern = ok ? strdup(pattern) : NULL;
         route->methods = methods;
         load_route_auth(route, fe, route_auth, file, auth_path, errs);
         if (route->pattern == NULL) {
             cfg_error(errs, file, path, "out of memory");
+            route_auth_free(route);
+            route_target_free(route);
             continue;
         }
         char err[256];
@@ -329,13 +387,15 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             free(route->pattern);
             route->pattern = NULL;
             route_auth_free(route);
+            route_target_free(route);
             continue;
         }
-        route->fn = fn_function_acquire(snap->functions[idx].fn);
+        if (idx >= 0)
+            route->fn = fn_function_acquire(snap->functions[idx].fn);
         bff_admission_init(&route->admission, route->limits.concurrency, route->limits.queue_max, opts->admit);
         if (opts->route_stats_id != NULL && fe->name != NULL) {
             route->stats_id = opts->route_stats_id(fe->name, pattern);
-            route->fn_stats_id = opts->route_stats_id("", fn_name);
+            route->fn_stats_id = fn_name != NULL ? opts->route_stats_id("", fn_name) : 0;
         }
         if (route->limits.rate_rps > 0 && (route->ratelimit = malloc(sizeof(*route->ratelimit))) != NULL)
             bff_ratelimit_init(route->ratelimit, route->limits.rate_rps, route->limits.rate_burst);
@@ -473,6 +533,7 @@ static void frontend_free(bff_frontend *fe)
 {
     for (size_t i = 0; i < fe->nroutes; ++i) {
         route_auth_free(&fe->routes[i]);
+        route_target_free(&fe->routes[i]);
         bff_admission_dispose(&fe->routes[i].admission);
         if (fe->routes[i].ratelimit != NULL) {
             bff_ratelimit_dispose(fe->routes[i].ratelimit);
@@ -504,6 +565,7 @@ static void snapshot_free(bff_snapshot *snap)
         fn_function_release(&snap->functions[i].fn);
     }
     free(snap->functions);
+    bff_upstreams_free(snap->upstreams, snap->nupstreams);
     free(snap);
 }
 
@@ -533,6 +595,8 @@ int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_option
     int has_functions = cfg_get_object(errs, file, "", root, "functions", 1, &functions);
     if (has_functions == 1)
         load_functions(snap, functions, file, opts, errs);
+
+    bff_upstreams_load(json_object_get(root, "upstreams"), file, &snap->upstreams, &snap->nupstreams, errs);
 
     json_t *frontends = json_object_get(root, "frontends");
     if (!json_is_array(frontends) || json_array_size(frontends) == 0)

@@ -13,6 +13,7 @@
 #include "cfg.h"
 #include "auth.h"
 #include "cors.h"
+#include "plan.h"
 #include "route_table.h"
 
 /*
@@ -48,7 +49,9 @@ typedef struct bff_limits {
 typedef struct bff_route {
     char *pattern;
     unsigned methods;
-    fn_function *fn; /* one reference */
+    fn_function *fn; /* one reference; NULL for a composed route */
+    bff_plan *plan;  /* "steps": a composed route; NULL for a function route */
+    char *target;    /* what it runs, for listings and logs: the function's name, or "steps: a, [b, c]" */
     bff_limits limits;
     bff_admission admission;  /* shared by all threads */
     bff_ratelimit *ratelimit; /* NULL without a rate limit */
@@ -90,6 +93,8 @@ typedef struct bff_snapshot {
     size_t nfrontends;
     bff_snapshot_function *functions;
     size_t nfunctions;
+    bff_upstream *upstreams; /* the entry file's "upstreams" */
+    size_t nupstreams;
 } bff_snapshot;
 
 typedef struct bff_snapshot_options {
@@ -109,7 +114,7 @@ typedef struct bff_snapshot_options {
 
 /*
  * Builds a snapshot from the entry config `root` (already parsed from `file`): the keys
- * "defaults", "functions" and "frontends" (a list of file names or glob patterns relative to
+ * "defaults", "functions", "upstreams" and "frontends" (a list of file names or glob patterns relative to
  * `file`, each a frontend file). The key "server" belongs to the gateway and is skipped here.
  * Returns 0 with *out set, or -1 with every problem found appended to errs.
  */

@@ -91,8 +91,13 @@ static void routes_json(fn_buf *out)
             fn_buf_append_json_string(out, methods, strlen(methods));
             fn_buf_append_str(out, ",\"path\":");
             fn_buf_append_json_string(out, route->pattern, strlen(route->pattern));
-            fn_buf_append_str(out, ",\"function\":");
-            fn_buf_append_json_string(out, route->fn->name, strlen(route->fn->name));
+            if (route->fn != NULL) {
+                fn_buf_append_str(out, ",\"function\":");
+                fn_buf_append_json_string(out, route->fn->name, strlen(route->fn->name));
+            } else {
+                fn_buf_append_str(out, ",\"steps\":");
+                fn_buf_append_json_string(out, route->plan->summary, strlen(route->plan->summary));
+            }
             const bff_limits *l = &route->limits;
             snprintf(num, sizeof(num),
                      ",\"limits\":{\"timeout_ms\":%llu,\"concurrency\":%llu,\"queue_max\":%llu,"

@@ -702,9 +702,9 @@ static int run_invoke(const cli_options *o)
     }
     const bff_route *route = find_route(snap, &ce.ev);
     bff_limits limits = route != NULL ? route->limits : snap->defaults;
-    if (route != NULL && strcmp(route->fn->name, fn->name) != 0)
-        fprintf(stderr, "bffgate invoke: note: route %s of frontend %.*s calls %s; using its limits for %s\n",
-                route->pattern, (int)ce.ev.frontend.len, ce.ev.frontend.ptr, route->fn->name, fn->name);
+    if (route != NULL && (route->fn == NULL || strcmp(route->fn->name, fn->name) != 0))
+        fprintf(stderr, "bffgate invoke: note: route %s of frontend %.*s runs %s; using its limits for %s\n",
+                route->pattern, (int)ce.ev.frontend.len, ce.ev.frontend.ptr, route->target, fn->name);
     if (o->timeout_ms != 0)
         limits.timeout_ms = o->timeout_ms;
     if (o->memory_mb != 0)
@@ -801,7 +801,7 @@ static void route_row_format(const bff_route *r, route_row *row)
         snprintf(row->rate, sizeof(row->rate), "%.0frps/burst%.0f", l->rate_rps, l->rate_burst);
     else
         snprintf(row->rate, sizeof(row->rate), "-");
-    const char *cols[NCOLS] = {row->methods, r->pattern, r->fn->name, row->timeout, row->concurrency,
+    const char *cols[NCOLS] = {row->methods, r->pattern, r->target,   row->timeout, row->concurrency,
                                row->queue,   row->wait,  row->memory, row->rate};
     memcpy(row->cols, cols, sizeof(cols));
 }
@@ -1004,14 +1004,20 @@ static json_t *openapi_document(const bff_snapshot *snap, const bff_frontend *fe
                         r->pattern, path);
                 continue;
             }
-            snprintf(key, sizeof(key), "%s_%s", method, r->fn->name);
+            const char *runs = r->fn != NULL ? r->fn->name : "compose";
+            snprintf(key, sizeof(key), "%s_%s", method, runs);
             json_int_t n = json_integer_value(json_object_get(counters, key)) + 1;
             json_object_set_new(counters, key, json_integer(n));
             snprintf(id, sizeof(id), "%s_%lld", key, (long long)n);
-            char summary[300];
-            snprintf(summary, sizeof(summary), "calls the function %s", r->fn->name);
-            json_t *op = json_pack("{s:s, s:s, s:s, s:o}", "operationId", id, "summary", summary, "x-bffgate-function",
-                                   r->fn->name, "x-bffgate-limits", limits_json(&r->limits));
+            char summary[600];
+            if (r->fn != NULL)
+                snprintf(summary, sizeof(summary), "calls the function %s", r->fn->name);
+            else
+                snprintf(summary, sizeof(summary), "composes %s", r->plan->summary);
+            json_t *op =
+                json_pack("{s:s, s:s, s:s, s:o}", "operationId", id, "summary", summary,
+                          r->fn != NULL ? "x-bffgate-function" : "x-bffgate-steps",
+                          r->fn != NULL ? r->fn->name : r->plan->summary, "x-bffgate-limits", limits_json(&r->limits));
             if (json_array_size(params) > 0)
                 json_object_set(op, "parameters", params);
             if (bit == BFF_METHOD_POST || bit == BFF_METHOD_PUT || bit == BFF_METHOD_PATCH)

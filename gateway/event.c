@@ -2,6 +2,7 @@
 #include "event.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_QUERY_PARAMS 256
@@ -130,4 +131,48 @@ int gw_event_build(h2o_req_t *req, bfg_str id, const bff_frontend *fe, const bff
         }
     }
     return 0;
+}
+
+/* A JSON string of the bytes, or null when they are not UTF-8 (JSON text must be). */
+static json_t *text_value(const char *p, size_t len)
+{
+    json_t *v = json_stringn(p, len);
+    return v != NULL ? v : json_null();
+}
+
+static json_t *pairs_object(const bfg_pair *pairs, size_t n, int join_repeats)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; obj != NULL && i < n; ++i) {
+        char name[256];
+        size_t len = pairs[i].name.len < sizeof(name) - 1 ? pairs[i].name.len : sizeof(name) - 1;
+        memcpy(name, pairs[i].name.ptr, len);
+        name[len] = '\0';
+        json_t *have = json_object_get(obj, name);
+        if (have != NULL && join_repeats && json_is_string(have)) {
+            size_t hlen = json_string_length(have), vlen = pairs[i].value.len;
+            char *joined = malloc(hlen + 2 + vlen);
+            if (joined != NULL) {
+                memcpy(joined, json_string_value(have), hlen);
+                memcpy(joined + hlen, ", ", 2);
+                memcpy(joined + hlen + 2, pairs[i].value.ptr, vlen);
+                json_object_set_new(obj, name, text_value(joined, hlen + 2 + vlen));
+                free(joined);
+            }
+        } else if (have == NULL) {
+            json_object_set_new(obj, name, text_value(pairs[i].value.ptr, pairs[i].value.len));
+        }
+    }
+    return obj;
+}
+
+json_t *gw_event_context(const bfg_event *ev, const json_t *json, const json_t *claims)
+{
+    json_t *body = json != NULL       ? json_incref((json_t *)json)
+                   : ev->body.len > 0 ? text_value(ev->body.ptr, ev->body.len)
+                                      : json_null();
+    return json_pack("{s:s#, s:s#, s:o, s:o, s:o, s:o, s:O}", "method", ev->method.ptr, (int)ev->method.len, "path",
+                     ev->path.ptr, (int)ev->path.len, "params", pairs_object(ev->params, ev->nparams, 0), "query",
+                     pairs_object(ev->query, ev->nquery, 0), "headers", pairs_object(ev->headers, ev->nheaders, 1),
+                     "body", body, "claims", claims != NULL ? (json_t *)claims : json_null());
 }

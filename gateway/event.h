@@ -17,4 +17,12 @@
 int gw_event_build(h2o_req_t *req, bfg_str id, const bff_frontend *fe, const bff_route_match *m, bfg_event *ev,
                    json_t **json, char *err, size_t cap);
 
+/*
+ * The "request" object of a composition context, from the event: {"method", "path", "params": {name:
+ * value}, "query": {name: value} (the first of repeated names), "headers": {name: value} (repeated
+ * names joined with ", "), "body": the decoded JSON body, else the body text, else null, "claims": the
+ * verified JWT claims or null}. Returns a new object, or NULL on out of memory.
+ */
+json_t *gw_event_context(const bfg_event *ev, const json_t *json, const json_t *claims);
+
 #endif

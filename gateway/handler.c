@@ -13,7 +13,7 @@
 #define REQUEST_ID_MAX 128
 
 /* xorshift128+: request ids only need to be unique, not secret. Seeded per worker. */
-static uint64_t next_random(gw_worker *w)
+uint64_t gw_random(gw_worker *w)
 {
     if (w->rng[0] == 0 && w->rng[1] == 0) {
         if (getrandom(w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) || (w->rng[0] | w->rng[1]) == 0) {
@@ -49,7 +49,7 @@ static h2o_iovec_t request_id(gw_worker *w, h2o_req_t *req)
     }
     static const char hex[] = "0123456789abcdef";
     char *id = h2o_mem_alloc_pool(&req->pool, 32);
-    uint64_t r[2] = {next_random(w), next_random(w)};
+    uint64_t r[2] = {gw_random(w), gw_random(w)};
     for (int k = 0; k < 32; ++k)
         id[k] = hex[(r[k / 16] >> ((k % 16) * 4)) & 0xf];
     return h2o_iovec_init(id, 32);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "../functions/fn_log.h"
+#include "compose.h"
 #include "event.h"
 #include "metrics.h"
 #include "respond.h"
@@ -32,7 +33,8 @@ typedef struct gw_request {
     size_t id_len;
     bfg_event ev;
     json_t *json;
-    json_t *claims; /* verified JWT claims, or NULL */
+    json_t *claims;  /* verified JWT claims, or NULL */
+    json_t *context; /* a composed route's "request" context object, or NULL */
     fn_call call;
     fn_response res;
     fn_task *task;
@@ -59,6 +61,7 @@ static void unref(gw_request *gr)
     bff_snapshot_release(&gr->snap);
     json_decref(gr->json);
     json_decref(gr->claims);
+    json_decref(gr->context);
     fn_response_release(&gr->res);
     free(gr);
 }
@@ -72,7 +75,10 @@ static void log_decision(gw_request *gr, fn_log_level level, const char *decisio
     fn_log_field_str(&buf, "requestId", gr->id, gr->id_len);
     fn_log_field_str(&buf, "frontend", gr->fe->name, strlen(gr->fe->name));
     fn_log_field_str(&buf, "route", gr->route->pattern, strlen(gr->route->pattern));
-    fn_log_field_str(&buf, "function", gr->route->fn->name, strlen(gr->route->fn->name));
+    if (gr->route->fn != NULL)
+        fn_log_field_str(&buf, "function", gr->route->fn->name, strlen(gr->route->fn->name));
+    else
+        fn_log_field_str(&buf, "steps", gr->route->plan->summary, strlen(gr->route->plan->summary));
     fn_log_field_str(&buf, "decision", decision, strlen(decision));
     if (detail != NULL)
         fn_log_field_str(&buf, "msg", detail, strlen(detail));
@@ -379,7 +385,8 @@ static void on_done(void *data, int rc)
 {
     gw_request *gr = data;
     gr->task = NULL;
-    report(gr, rc);
+    if (gr->route->fn != NULL) /* a composed route's calls are logged by the composition */
+        report(gr, rc);
     if (rc == 0) {
         settle(gr);
         record(gr, gr->res.status, gr->res.body.len);
@@ -421,12 +428,28 @@ static void on_released(void *data)
     unref(gr);
 }
 
+/* A composed route: its plan, with the request as the context's "request". */
+static int start_composition(gw_request *gr)
+{
+    if (gr->context == NULL && (gr->context = gw_event_context(&gr->ev, gr->json, gr->claims)) == NULL) {
+        snprintf(gr->res.error, sizeof(gr->res.error), "out of memory");
+        return -ENOMEM;
+    }
+    h2o_iovec_t traceparent = h2o_iovec_init(NULL, 0);
+    ssize_t i = h2o_find_header_by_str(&gr->req->headers, H2O_STRLIT("traceparent"), -1);
+    if (i >= 0)
+        traceparent = gr->req->headers.entries[i].value;
+    gw_compose_input in = {gr->context, &gr->ev, &gr->call, id_of(gr), traceparent};
+    return gw_compose_start(gr->w, gr->route, &in, &gr->res, on_done, gr, &gr->task);
+}
+
 static void start_invocation(gw_request *gr)
 {
     gr->state = STATE_RUNNING;
     gr->holds_slot = 1;
     fn_response_init(&gr->res);
-    int rc = fn_start(gr->route->fn, &gr->call, &gr->res, on_done, gr, &gr->task);
+    int rc = gr->route->plan != NULL ? start_composition(gr)
+                                     : fn_start(gr->route->fn, &gr->call, &gr->res, on_done, gr, &gr->task);
     if (rc == FN_PENDING)
         watch_disconnect(gr);
     else

@@ -16,6 +16,7 @@
 
 #include "../functions/fn_log.h"
 #include "request.h"
+#include "upstream.h"
 #include "worker.h"
 
 /* While draining, an idle HTTP/1 keep-alive connection is closed after this long. */
@@ -179,6 +180,8 @@ static void *worker_main(void *arg)
     fn_log_batch_end();
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
     gw_requests_dispose(w);
+    if (!has_connections(w))
+        gw_upstreams_dispose(w); /* with connections left, their calls may still use the pools */
     gw_host_close(w);
     if (gw_host_dispose(w) == 0 && !has_connections(w)) {
         /* h2o 2.2 asserts that no timer is pending at dispose: the second-GOAWAY timer of the HTTP/2
@@ -247,6 +250,7 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
     for (unsigned t = 0; t < srv->nworkers; ++t) {
         gw_worker *w = &srv->workers[t];
         w->index = t;
+        w->nthreads = srv->cfg.threads;
         w->server = srv;
         h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
         h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);

@@ -37,11 +37,16 @@ typedef struct gw_worker {
     gw_host host;
     h2o_linklist_t http1_pending; /* routed HTTP/1 requests not yet answered (the disconnect sweep) */
     gw_timer sweep;
-    size_t inflight;          /* routed requests not yet answered */
-    bff_jwt_cache *jwt_cache; /* verified tokens (created on first use) */
+    size_t inflight;                          /* routed requests not yet answered */
+    bff_jwt_cache *jwt_cache;                 /* verified tokens (created on first use) */
+    unsigned nthreads;                        /* worker threads of the server (upstream connection shares) */
+    struct gw_upstream_pool **upstream_pools; /* see upstream.c */
+    size_t nupstream_pools;
 } gw_worker;
 
 /* The h2o handler for every request (registered at "/"). Runs on the worker's loop thread. */
+/* 64 random bits from the worker's generator (xorshift128+; unique ids, not secrets). Worker thread. */
+uint64_t gw_random(gw_worker *w);
 int gw_handle_request(h2o_handler_t *self, h2o_req_t *req);
 
 #endif

@@ -582,20 +582,133 @@ static void test_unknown_method(void **state)
         "frontends/web.json: routes[0].method: must be a method name or a non-empty list of them");
 }
 
-static void test_reserved_route_keys(void **state)
+static void test_route_claim_rules_need_jwt(void **state)
 {
     (void)state;
     char web[512];
-    write_config(NULL, web_with_route("{ \"path\": \"/a\", \"function\": \"profile\", \"steps\": [], \"auth\": {} }",
-                                      web, sizeof(web)));
+    write_config(NULL,
+                 web_with_route("{ \"path\": \"/a\", \"function\": \"profile\", \"auth\": {} }", web, sizeof(web)));
     loaded l;
     load_fails(&l);
-    assert_error(&l.errs, "frontends/web.json: routes[0].steps: is reserved for a later version of bffgate and not "
-                          "supported yet");
-    /* Route claim rules need JWT on the frontend. */
     assert_error(&l.errs,
                  "frontends/web.json: routes[0].auth: claim rules need JWT on the frontend (auth.jwt) or the route");
-    assert_int_equal(l.errs.count, 2);
+    assert_int_equal(l.errs.count, 1);
+    release(&l);
+}
+
+/* ---- composition ---- */
+
+static const char compose_gateway_ok[] =
+    "{ \"server\": { \"threads\": 2 },\n"
+    "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
+    "  \"upstreams\": { \"users\": { \"url\": \"http://127.0.0.1:9/api/\", \"max_connections\": 8 } },\n"
+    "  \"frontends\": [\"frontends/*.json\"] }\n";
+
+static const char compose_gateway[] =
+    "{ \"server\": { \"threads\": 2 },\n"
+    "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
+    "  \"upstreams\": { \"users\": { \"url\": \"http://127.0.0.1:9/api/\", \"max_connections\": 8 },\n"
+    "                   \"secure\": { \"url\": \"https://id.example\" },\n"
+    "                   \"odd\": { \"url\": \"http://:80\", \"retries\": 3 } },\n"
+    "  \"frontends\": [\"frontends/*.json\"] }\n";
+
+static void test_composition_config_errors(void **state)
+{
+    (void)state;
+    write_config(compose_gateway,
+                 "{ \"name\": \"web\", \"routes\": [\n"
+                 "  { \"path\": \"/a\", \"steps\": [] },\n"
+                 "  { \"path\": \"/b\", \"steps\": [ { \"function\": \"profile\" },\n"
+                 "      [ { \"name\": \"x\", \"function\": \"nope\" }, { \"name\": \"y\", \"upstream\": \"nope\" },\n"
+                 "        { \"name\": \"z\", \"function\": \"profile\", \"upstream\": \"users\" } ] ] },\n"
+                 "  { \"path\": \"/c\", \"steps\": [ [ { \"name\": \"a\", \"upstream\": \"users\" },\n"
+                 "        { \"name\": \"b\", \"upstream\": \"users\", \"path\": \"/u/${/a/id}\" } ],\n"
+                 "      { \"name\": \"a\", \"function\": \"profile\", \"input\": \"${/later/x}\" },\n"
+                 "      { \"name\": \"later\", \"upstream\": \"users\", \"path\": \"u\", \"fallback\": 1 },\n"
+                 "      { \"name\": \"request\", \"upstream\": \"users\", \"path\": \"/${/a~2}\", \"verb\": 1 } ],\n"
+                 "    \"shape\": { \"allow\": [\"nope\"] } },\n"
+                 "  { \"path\": \"/d\", \"function\": \"profile\", \"response\": {} },\n"
+                 "  { \"path\": \"/e\", \"function\": \"profile\", \"steps\": [ { \"name\": \"p\", \"function\": "
+                 "\"profile\" } ] }\n"
+                 "] }\n");
+    loaded l;
+    load_fails(&l);
+    static const char *const want[] = {
+        "gateway.json: upstreams.secure.url: https upstreams are not supported yet (use http:// inside the cluster, "
+        "or a TLS sidecar)",
+        "gateway.json: upstreams.odd.retries: unknown key \"retries\"",
+        "gateway.json: upstreams.odd.url: has no host",
+        "frontends/web.json: routes[0].steps: must be a non-empty list of calls and parallel groups (lists of calls)",
+        "frontends/web.json: routes[1].steps[0].name: missing required key",
+        "frontends/web.json: routes[1].steps[1][0].function: unknown function \"nope\"",
+        "frontends/web.json: routes[1].steps[1][1].upstream: unknown upstream \"nope\" (define it under "
+        "\"upstreams\" in the entry file)",
+        "frontends/web.json: routes[1].steps[1][2]: a call names exactly one of \"function\" or \"upstream\"",
+        "frontends/web.json: routes[2].steps[0][1].path: ${/a/id} refers to \"a\", which runs in the same step (move "
+        "it to an earlier step)",
+        "frontends/web.json: routes[2].steps[1].name: another call of this route is already named \"a\"",
+        "frontends/web.json: routes[2].steps[1].input: ${/later/x} refers to \"later\", which is neither "
+        "\"request\" nor a call of an earlier step",
+        "frontends/web.json: routes[2].steps[2].path: must start with '/' (it is appended to the upstream's URL)",
+        "frontends/web.json: routes[2].steps[2].fallback: only an optional call has a fallback (add \"optional\": "
+        "true)",
+        "frontends/web.json: routes[2].steps[3].name: \"request\" is reserved",
+        "frontends/web.json: routes[2].steps[3].verb: unknown key \"verb\"",
+        "frontends/web.json: routes[3].response: belongs to a composed route (one with \"steps\")",
+        "frontends/web.json: routes[4]: a route has \"function\" or \"steps\", not both",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); ++i)
+        assert_error(&l.errs, want[i]);
+    assert_error_like(&l.errs, "frontends/web.json: routes[2].steps[3].path: bad reference", "~");
+    assert_int_equal(l.errs.count, sizeof(want) / sizeof(want[0]) + 2); /* nothing misleading besides */
+    assert_error_like(&l.errs, "frontends/web.json: routes[2].shape.allow[0]", "JSON Pointer");
+    release(&l);
+}
+
+static void test_composition_loads(void **state)
+{
+    (void)state;
+    write_config(
+        compose_gateway_ok,
+        "{ \"name\": \"web\", \"routes\": [\n"
+        "  { \"path\": \"/home/{id}\", \"steps\": [\n"
+        "      { \"name\": \"profile\", \"upstream\": \"users\", \"path\": \"/users/${/request/params/id}\",\n"
+        "        \"query\": { \"fields\": \"all\" }, \"headers\": { \"X-Tenant\": \"t1\" }, \"timeout_ms\": 200 },\n"
+        "      [ { \"name\": \"recs\", \"function\": \"profile\", \"input\": { \"user\": \"${/profile}\" } },\n"
+        "        { \"name\": \"cart\", \"upstream\": \"users\", \"method\": \"POST\", \"body\": { \"id\": "
+        "\"${/profile/id}\" },\n"
+        "          \"optional\": true, \"fallback\": [] } ] ],\n"
+        "    \"response\": { \"user\": \"${/profile}\", \"cart\": \"${/cart}\" }, \"call_status\": true,\n"
+        "    \"shape\": { \"deny\": [\"/user/email\"], \"limit\": { \"/cart\": 5 } } } ] }\n");
+    loaded l;
+    load_ok(&l, 1, NULL, 0);
+    assert_int_equal(l.snap->nupstreams, 1);
+    const bff_upstream *up = &l.snap->upstreams[0];
+    assert_string_equal(up->host, "127.0.0.1");
+    assert_int_equal(up->port, 9);
+    assert_string_equal(up->base_path, "/api"); /* the trailing slash is dropped */
+    assert_int_equal(up->max_connections, 8);
+    assert_int_equal(up->timeout_ms, BFF_UPSTREAM_DEFAULT_TIMEOUT_MS);
+    const bff_route *r = &l.snap->frontends[0].routes[0];
+    assert_null(r->fn);
+    assert_non_null(r->plan);
+    assert_string_equal(r->target, "steps: profile, [recs, cart]");
+    assert_int_equal(r->plan->nsteps, 2);
+    assert_int_equal(r->plan->ncalls, 3);
+    const bff_call *profile = &r->plan->steps[0].calls[0];
+    assert_int_equal(profile->kind, BFF_CALL_UPSTREAM);
+    assert_ptr_equal(profile->upstream, up);
+    assert_string_equal(profile->method, "GET");
+    assert_int_equal(profile->timeout_ms, 200);
+    assert_int_equal(profile->nquery, 1);
+    assert_string_equal(profile->headers[0].name, "x-tenant");
+    const bff_call *cart = &r->plan->steps[1].calls[1];
+    assert_true(cart->optional);
+    assert_true(json_is_array(cart->fallback));
+    assert_string_equal(cart->method, "POST");
+    assert_true(r->plan->steps[1].group);
+    assert_true(r->plan->call_status);
+    assert_non_null(r->plan->shape);
     release(&l);
 }
 
@@ -726,7 +839,7 @@ static void test_every_error_is_reported(void **state)
         "frontends/web.json: routes[1].method: unknown method \"FETCH\" (use GET, HEAD, POST, PUT, PATCH, DELETE or "
         "OPTIONS)",
         "frontends/web.json: routes[2].path: segment 2 \"{x\": unterminated parameter",
-        "frontends/web.json: routes[3].steps: is reserved for a later version of bffgate and not supported yet",
+        "frontends/web.json: routes[3]: a route has \"function\" or \"steps\", not both",
         "frontends/web.json: routes[3].path: missing required key",
     };
     size_t n = sizeof(want) / sizeof(want[0]);
@@ -1134,7 +1247,9 @@ int main(void)
         T(test_bad_route_pattern),
         T(test_duplicate_route),
         T(test_unknown_method),
-        T(test_reserved_route_keys),
+        T(test_route_claim_rules_need_jwt),
+        T(test_composition_config_errors),
+        T(test_composition_loads),
         T(test_auth_key_errors),
         T(test_route_with_own_jwt_and_rate_claim),
         T(test_duplicate_frontend_name),
