@@ -53,6 +53,7 @@ struct compose {
     int launching;
     call_run *failed; /* the required call that failed the route */
     int starting, finished_early, cancelled;
+    int released_owed; /* cancelled while C calls still ran: route_call.released fires when they end */
     unsigned refs; /* 1 while the owner waits for done or cancels; +1 per abandoned C call */
     fn_response *res;
     fn_done_cb done;
@@ -83,11 +84,10 @@ static void compose_unref(compose *c)
 {
     if (--c->refs > 0)
         return;
-    fn_host_cb released = c->cancelled ? c->route_call.released : NULL;
+    fn_host_cb released = c->released_owed ? c->route_call.released : NULL;
     void *data = c->done_data;
-    int abandoned = c->cancelled && c->route_call.released != NULL;
     compose_free(c);
-    if (abandoned)
+    if (released != NULL)
         released(data);
 }
 
@@ -422,7 +422,11 @@ static void on_upstream_done(void *data, const gw_upstream_result *res)
     call_run *r = data;
     r->up = NULL;
     if (res->error != NULL) {
-        call_failed(r, res->timed_out, res->timed_out ? "timeout" : "unreachable", res->error);
+        call_failed(r, res->timed_out,
+                    res->timed_out   ? "timeout"
+                    : res->too_large ? "response too large"
+                                     : "unreachable",
+                    res->error);
         return;
     }
     if (res->status >= 400) {
@@ -578,7 +582,9 @@ static int compose_cancel(fn_task *task)
     compose *c = (compose *)task;
     c->cancelled = 1;
     cancel_running(c);
-    int abandoned = c->refs > 1;
+    /* Abandoned C calls still hold references: the owner is told when the last has ended. */
+    c->released_owed = c->refs > 1 && c->route_call.released != NULL;
+    int abandoned = c->released_owed;
     compose_unref(c);
     return abandoned;
 }

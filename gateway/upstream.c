@@ -31,6 +31,7 @@ struct gw_upstream_call {
     char *body;
     size_t max_body;
     int retry_allowed;
+    int too_large;
     int status;
     h2o_iovec_t content_type;
     char content_type_buf[128];
@@ -132,10 +133,16 @@ static void call_free(gw_upstream_call *call)
 /* Ends the call with a result; the h2o client (if any) is closed by h2o after the callback returns. */
 static void finish(gw_upstream_call *call, int status, const char *error, int timed_out, h2o_iovec_t body)
 {
+    int too_large = call->too_large;
     call->client = NULL;
     char content_type[sizeof(call->content_type_buf)];
     memcpy(content_type, call->content_type.base != NULL ? call->content_type.base : "", call->content_type.len);
-    gw_upstream_result res = {status, error, timed_out, body, h2o_iovec_init(content_type, call->content_type.len)};
+    gw_upstream_result res = {.status = status,
+                              .error = error,
+                              .timed_out = timed_out,
+                              .too_large = too_large,
+                              .body = body,
+                              .content_type = h2o_iovec_init(content_type, call->content_type.len)};
     gw_upstream_cb cb = call->cb;
     void *data = call->data;
     call_free(call);
@@ -153,6 +160,7 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
     if (in->size > call->max_body) {
         char msg[96];
         snprintf(msg, sizeof(msg), "the response is larger than %zu bytes (max_body_bytes)", call->max_body);
+        call->too_large = 1;
         finish(call, 0, msg, 0, h2o_iovec_init(NULL, 0));
         return -1;
     }

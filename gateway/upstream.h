@@ -31,6 +31,7 @@ typedef struct gw_upstream_result {
     int status;        /* the HTTP status, or 0 when there is no response */
     const char *error; /* NULL with a response; else why there is none (timeout, reset, too large...) */
     int timed_out;     /* the deadline passed */
+    int too_large;     /* the response passed max_body_bytes */
     h2o_iovec_t body;  /* the whole response body; valid during the callback only */
     h2o_iovec_t content_type;
 } gw_upstream_result;

@@ -1,0 +1,403 @@
+/* test_compose: composed routes against the real binary and a real upstream server: fan-out, sequences,
+ * optional and required calls, deadlines, cancellation, per-frontend shapes, bad upstream answers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "upstream.h"
+
+static e2e_server srv;
+static e2e_upstream *up;
+
+static const char gateway_fmt[] =
+    "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 2},\n"
+    " \"functions\": {\"wrap\": {\"lua\": \"wrap.lua\"}, \"items\": {\"lua\": \"items.lua\"}},\n"
+    " \"upstreams\": {\"svc\": {\"url\": \"http://127.0.0.1:%d\", \"timeout_ms\": 2000, \"max_body_bytes\": 65536},\n"
+    "               \"small\": {\"url\": \"http://127.0.0.1:%d/\", \"max_connections\": 2}},\n"
+    " \"frontends\": [\"web.json\", \"mobile.json\"]}\n";
+
+/* The calls every frontend makes; each frontend shapes the result its own way. */
+#define HOME_STEPS                                                                                                     \
+    "\"steps\": [[{\"name\": \"profile\", \"upstream\": \"svc\", \"path\": \"/json/users/${/request/params/id}\"},\n"  \
+    "             {\"name\": \"catalog\", \"function\": \"items\", \"input\": {\"n\": 30}}]],\n"                       \
+    " \"response\": {\"user\": \"${/profile}\", \"items\": \"${/catalog/items}\"}"
+
+static const char web_json[] =
+    "{\"name\": \"web\", \"match\": {\"path_prefix\": \"/web\"},\n"
+    " \"routes\": [\n"
+    "  {\"path\": \"/fanout\", \"steps\": [[\n"
+    "     {\"name\": \"a\", \"upstream\": \"svc\", \"path\": \"/delay/50/a\"},\n"
+    "     {\"name\": \"b\", \"upstream\": \"svc\", \"path\": \"/delay/50/b\"},\n"
+    "     {\"name\": \"c\", \"upstream\": \"svc\", \"path\": \"/delay/50/c\"}]]},\n"
+    "  {\"path\": \"/sequence/{id}\", \"method\": \"POST\", \"steps\": [\n"
+    "     {\"name\": \"profile\", \"upstream\": \"svc\", \"path\": \"/json/p/${/request/params/id}\",\n"
+    "      \"query\": {\"q\": \"${/request/body/q}\"}},\n"
+    "     {\"name\": \"wrapped\", \"function\": \"wrap\", \"input\": {\"profile\": \"${/profile}\"}},\n"
+    "     {\"name\": \"saved\", \"upstream\": \"svc\", \"method\": \"POST\", \"path\": \"/json/save\",\n"
+    "      \"headers\": {\"x-user\": \"u-${/request/params/id}\"}, \"body\": \"${/wrapped}\"}]},\n"
+    "  {\"path\": \"/partial\", \"call_status\": true, \"steps\": [[\n"
+    "     {\"name\": \"ok\", \"upstream\": \"svc\", \"path\": \"/json/ok\"},\n"
+    "     {\"name\": \"broken\", \"upstream\": \"svc\", \"path\": \"/status/503\", \"optional\": true,\n"
+    "      \"fallback\": {\"items\": []}}]]},\n"
+    "  {\"path\": \"/required\", \"steps\": [[\n"
+    "     {\"name\": \"ok\", \"upstream\": \"svc\", \"path\": \"/delay/300/ok\"},\n"
+    "     {\"name\": \"broken\", \"upstream\": \"svc\", \"path\": \"/status/500\"}]]},\n"
+    "  {\"path\": \"/slow\", \"timeout_ms\": 200, \"steps\": [{\"name\": \"slow\", \"upstream\": \"svc\", \"path\": "
+    "\"/delay/3000/x\"}]},\n"
+    "  {\"path\": \"/hang\", \"steps\": [{\"name\": \"hang\", \"upstream\": \"svc\", \"path\": \"/hang\"}]},\n"
+    "  {\"path\": \"/call-timeout\", \"steps\": [{\"name\": \"hang\", \"upstream\": \"svc\", \"path\": \"/hang\", "
+    "\"timeout_ms\": 150}]},\n"
+    "  {\"path\": \"/bad/{what}\", \"steps\": [{\"name\": \"bad\", \"upstream\": \"svc\", \"path\": "
+    "\"/${/request/params/what}\"}]},\n"
+    "  {\"path\": \"/bad/{what}/{n}\", \"steps\": [{\"name\": \"bad\", \"upstream\": \"svc\", \"path\": "
+    "\"/${/request/params/what}/${/request/params/n}\"}]},\n"
+    "  {\"path\": \"/text\", \"steps\": [{\"name\": \"t\", \"upstream\": \"svc\", \"path\": \"/text\"}]},\n"
+    "  {\"path\": \"/trace\", \"steps\": [{\"name\": \"t\", \"upstream\": \"svc\", \"path\": \"/json/trace\"}]},\n"
+    "  {\"path\": \"/limited\", \"steps\": [{\"name\": \"t\", \"upstream\": \"small\", \"path\": \"/delay/100/l\"}]},\n"
+    "  {\"path\": \"/home/{id}\", " HOME_STEPS ", \"shape\": {\"limit\": {\"/items\": 20}}}\n"
+    " ]}\n";
+
+static const char mobile_json[] =
+    "{\"name\": \"mobile\", \"match\": {\"path_prefix\": \"/mobile\"},\n"
+    " \"routes\": [\n"
+    "  {\"path\": \"/home/{id}\", " HOME_STEPS ",\n"
+    "   \"shape\": {\"deny\": [\"/user/method\", \"/user/body\", \"/user/query\"], \"limit\": {\"/items\": 5},\n"
+    "             \"rename\": {\"/user/path\": \"href\"}}}\n"
+    " ]}\n";
+
+/* Takes the whole profile object and returns it inside another: objects, not strings, pass between calls. */
+static const char wrap_lua[] = "return { handler = function(event, ctx)\n"
+                               "  local p = event.json.profile\n"
+                               "  return { kind = type(p), path = p.path, wrapped = p }\n"
+                               "end }\n";
+
+static const char items_lua[] = "return { handler = function(event, ctx)\n"
+                                "  local items = {}\n"
+                                "  for i = 1, event.json.n do items[i] = { id = i } end\n"
+                                "  return { items = items }\n"
+                                "end }\n";
+
+static int group_setup(void **state)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    up = e2e_upstream_start();
+    if (up == NULL)
+        return -1;
+    e2e_init(&srv);
+    e2e_pick_port(&srv);
+    char gateway[2048];
+    snprintf(gateway, sizeof(gateway), gateway_fmt, e2e_upstream_port(up), e2e_upstream_port(up));
+    e2e_write(&srv, "gateway.json", gateway);
+    e2e_write(&srv, "web.json", web_json);
+    e2e_write(&srv, "mobile.json", mobile_json);
+    e2e_write(&srv, "wrap.lua", wrap_lua);
+    e2e_write(&srv, "items.lua", items_lua);
+    return e2e_start(&srv, NULL);
+}
+
+static int group_teardown(void **state)
+{
+    int rc = e2e_stop(&srv, SIGTERM);
+    e2e_cleanup(&srv);
+    e2e_upstream_stop(up);
+    curl_global_cleanup();
+    return rc == 0 ? 0 : -1;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static json_t *request_json(const char *method, const char *path, const char *const *headers, const char *body,
+                            e2e_response *res)
+{
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, method, path, headers, body, body != NULL ? strlen(body) : 0, res),
+                     0);
+    json_error_t jerr;
+    json_t *v = json_loadb(res->body, res->body_len, JSON_DECODE_ANY, &jerr);
+    if (v == NULL)
+        fail_msg("%s %s: not JSON (status %ld): %s", method, path, res->status, res->body);
+    return v;
+}
+
+static void test_parallel_group_takes_the_slowest_call_not_the_sum(void **state)
+{
+    e2e_response res;
+    double start = now_ms();
+    json_t *v = request_json("GET", "/web/fanout", NULL, NULL, &res);
+    double took = now_ms() - start;
+    assert_int_equal(res.status, 200);
+    /* The last step is a group: the response is an object of its calls' results. */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "a"), "path")), "/delay/50/a");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "c"), "path")), "/delay/50/c");
+    if (took >= 100)
+        fail_msg("three 50 ms calls in one group took %.1f ms (in sequence they take 150)", took);
+    json_decref(v);
+    e2e_response_release(&res);
+}
+
+static void test_sequence_passes_whole_objects(void **state)
+{
+    e2e_response res;
+    const char *const h[] = {"Content-Type: application/json", NULL};
+    json_t *v = request_json("POST", "/web/sequence/42", h, "{\"q\": \"a b&c\"}", &res);
+    assert_int_equal(res.status, 200);
+    /* The last call echoes the body it was sent: the Lua function's result, which held the first call's object. */
+    json_t *body = json_object_get(v, "body");
+    assert_string_equal(json_string_value(json_object_get(body, "kind")), "table");
+    assert_string_equal(json_string_value(json_object_get(body, "path")), "/json/p/42");
+    json_t *wrapped = json_object_get(body, "wrapped");
+    assert_true(json_is_object(wrapped));
+    assert_string_equal(json_string_value(json_object_get(wrapped, "query")), "q=a%20b%26c");
+    assert_string_equal(json_string_value(json_object_get(v, "method")), "POST");
+    json_decref(v);
+    e2e_response_release(&res);
+    char *last = e2e_upstream_last_request(up, "/json/save");
+    assert_non_null(last);
+    assert_non_null(strstr(last, "\nx-user: u-42\n"));
+    assert_non_null(strstr(last, "\ncontent-type: application/json\n"));
+    free(last);
+}
+
+static void test_optional_failure_gives_a_marked_partial_response(void **state)
+{
+    e2e_response res;
+    json_t *v = request_json("GET", "/web/partial", NULL, NULL, &res);
+    assert_int_equal(res.status, 200);
+    char *partial = e2e_header(&res, "x-bffgate-partial");
+    assert_non_null(partial);
+    assert_string_equal(partial, "broken");
+    free(partial);
+    assert_true(json_is_array(json_object_get(json_object_get(v, "broken"), "items"))); /* the fallback */
+    json_t *calls = json_object_get(v, "_calls");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(calls, "ok"), "status")), "ok");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(calls, "broken"), "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(calls, "broken"), "error")), "status 503");
+    json_decref(v);
+    e2e_response_release(&res);
+}
+
+static void test_required_failure_is_502_naming_the_call(void **state)
+{
+    e2e_response res;
+    unsigned aborted = e2e_upstream_aborted(up);
+    double start = now_ms();
+    json_t *v = request_json("GET", "/web/required", NULL, NULL, &res);
+    double took = now_ms() - start;
+    assert_int_equal(res.status, 502);
+    assert_string_equal(json_string_value(json_object_get(v, "call")), "broken");
+    assert_string_equal(json_string_value(json_object_get(v, "error")), "call \"broken\" failed: status 500");
+    assert_non_null(json_object_get(v, "requestId"));
+    /* The failure ends the route at once: the other call (300 ms) is cancelled, not awaited. */
+    assert_true(took < 250);
+    assert_true(e2e_upstream_wait(up, e2e_upstream_aborted, aborted + 1, 2000) >= aborted + 1);
+    json_decref(v);
+    e2e_response_release(&res);
+}
+
+static void test_slow_call_is_cut_at_the_route_deadline(void **state)
+{
+    e2e_response res;
+    unsigned aborted = e2e_upstream_aborted(up);
+    double start = now_ms();
+    json_t *v = request_json("GET", "/web/slow", NULL, NULL, &res);
+    double took = now_ms() - start;
+    assert_int_equal(res.status, 504);
+    assert_true(took >= 190 && took < 1000);
+    assert_true(e2e_upstream_wait(up, e2e_upstream_aborted, aborted + 1, 2000) >= aborted + 1);
+    json_decref(v);
+    e2e_response_release(&res);
+    /* A call's own timeout (150 ms, well within the route's): 504 naming it. */
+    v = request_json("GET", "/web/call-timeout", NULL, NULL, &res);
+    assert_int_equal(res.status, 504);
+    assert_string_equal(json_string_value(json_object_get(v, "call")), "hang");
+    assert_string_equal(json_string_value(json_object_get(v, "error")), "call \"hang\" failed: timeout");
+    json_decref(v);
+    e2e_response_release(&res);
+}
+
+static size_t discard(char *ptr, size_t size, size_t n, void *data)
+{
+    return size * n;
+}
+
+static void test_disconnecting_client_cancels_upstream_calls(void **state)
+{
+    unsigned aborted = e2e_upstream_aborted(up);
+    CURL *curl = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/web/hang", srv.port);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 150L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    assert_int_equal(curl_easy_perform(curl), CURLE_OPERATION_TIMEDOUT);
+    curl_easy_cleanup(curl);
+    /* bffgate notices the closed connection and cancels the call: the upstream sees its client go. */
+    assert_true(e2e_upstream_wait(up, e2e_upstream_aborted, aborted + 1, 2000) >= aborted + 1);
+    usleep(100000);
+    char *log = e2e_log(&srv);
+    assert_non_null(strstr(log, "\"decision\":\"client_gone\""));
+    free(log);
+}
+
+static void test_each_frontend_gets_its_own_shape(void **state)
+{
+    e2e_response res;
+    json_t *web = request_json("GET", "/web/home/7", NULL, NULL, &res);
+    assert_int_equal(res.status, 200);
+    e2e_response_release(&res);
+    json_t *mobile = request_json("GET", "/mobile/home/7", NULL, NULL, &res);
+    assert_int_equal(res.status, 200);
+    e2e_response_release(&res);
+    /* Same calls, different shapes: web gets 20 items and the whole user, mobile 5 and a trimmed user. */
+    assert_int_equal(json_array_size(json_object_get(web, "items")), 20);
+    assert_int_equal(json_array_size(json_object_get(mobile, "items")), 5);
+    json_t *wu = json_object_get(web, "user"), *mu = json_object_get(mobile, "user");
+    assert_string_equal(json_string_value(json_object_get(wu, "path")), "/json/users/7");
+    assert_non_null(json_object_get(wu, "method"));
+    assert_null(json_object_get(mu, "method"));
+    assert_null(json_object_get(mu, "path"));
+    assert_string_equal(json_string_value(json_object_get(mu, "href")), "/json/users/7");
+    json_decref(web);
+    json_decref(mobile);
+}
+
+static int open_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while (readdir(d) != NULL)
+        ++n;
+    closedir(d);
+    return n;
+}
+
+static void expect_bad(const char *path, int status, const char *error)
+{
+    e2e_response res;
+    json_t *v = request_json("GET", path, NULL, NULL, &res);
+    if (res.status != status)
+        fail_msg("%s: expected %d, got %ld: %s", path, status, res.status, res.body);
+    assert_string_equal(json_string_value(json_object_get(v, "error")), error);
+    json_decref(v);
+    e2e_response_release(&res);
+}
+
+static void test_bad_upstream_answers_are_clear_errors(void **state)
+{
+    int fds_before = 0;
+    long rss_before = 0;
+    for (int round = 0; round < 20; ++round) {
+        if (round == 2) { /* after warming up: buffers and pools have their working sizes */
+            fds_before = open_fds(srv.pid);
+            rss_before = e2e_rss_kb(srv.pid);
+        }
+        expect_bad("/web/bad/invalid", 502, "call \"bad\" failed: invalid JSON");
+        expect_bad("/web/bad/huge/200000", 502, "call \"bad\" failed: response too large");
+        expect_bad("/web/bad/reset", 502, "call \"bad\" failed: unreachable");
+        expect_bad("/web/bad/status/404", 502, "call \"bad\" failed: status 404");
+        expect_bad("/web/bad/nothing-here", 502, "call \"bad\" failed: status 404");
+    }
+    /* A parameter is one path segment upstream: what it holds is percent-encoded, so it cannot add a query,
+     * a fragment or another segment to the upstream's path. */
+    expect_bad("/web/bad/json%20x%3Fy%23z", 502, "call \"bad\" failed: status 404");
+    char *last = e2e_upstream_last_request(up, "/json%20");
+    assert_non_null(last);
+    if (strncmp(last, "GET /json%20x%3Fy%23z\n", 22) != 0)
+        fail_msg("the upstream got: %.200s", last);
+    free(last);
+    /* Text is not an error: it becomes a JSON string. */
+    e2e_response res;
+    json_t *v = request_json("GET", "/web/text", NULL, NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(json_string_value(v), "hello");
+    json_decref(v);
+    e2e_response_release(&res);
+    /* Nothing leaks: descriptors (kept-alive connections aside) and memory stay where they were. */
+    usleep(200000);
+    int fds_after = open_fds(srv.pid);
+    long rss_after = e2e_rss_kb(srv.pid);
+    if (fds_after > fds_before + 4)
+        fail_msg("descriptors grew from %d to %d", fds_before, fds_after);
+    /* Under AddressSanitizer freed memory sits in its quarantine: RSS says nothing there (LSan checks leaks). */
+    const char *sanitize = getenv("BFFGATE_SANITIZE");
+    int sanitized = sanitize != NULL && sanitize[0] != '\0' && strcmp(sanitize, "none") != 0;
+    if (!sanitized && rss_after > rss_before + 8192)
+        fail_msg("RSS grew from %ld to %ld kB", rss_before, rss_after);
+}
+
+static void test_request_id_and_traceparent_are_forwarded(void **state)
+{
+    e2e_response res;
+    const char *const h[] = {"X-Request-Id: compose-test-1",
+                             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", NULL};
+    json_t *v = request_json("GET", "/web/trace", h, NULL, &res);
+    assert_int_equal(res.status, 200);
+    json_decref(v);
+    e2e_response_release(&res);
+    char *last = e2e_upstream_last_request(up, "/json/trace");
+    assert_non_null(last);
+    assert_non_null(strstr(last, "\nx-request-id: compose-test-1\n"));
+    /* The same trace, a new parent id (this call's span). */
+    const char *tp = strstr(last, "\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-");
+    assert_non_null(tp);
+    assert_null(strstr(last, "00f067aa0ba902b7"));
+    free(last);
+    /* Without a traceparent, a new trace starts. */
+    v = request_json("GET", "/web/trace", NULL, NULL, &res);
+    json_decref(v);
+    e2e_response_release(&res);
+    last = e2e_upstream_last_request(up, "/json/trace");
+    assert_non_null(strstr(last, "\ntraceparent: 00-"));
+    free(last);
+}
+
+static void test_connections_are_kept_alive_and_capped(void **state)
+{
+    unsigned conns = e2e_upstream_connections(up);
+    e2e_response res;
+    for (int i = 0; i < 10; ++i) {
+        json_t *v = request_json("GET", "/web/trace", NULL, NULL, &res);
+        json_decref(v);
+        e2e_response_release(&res);
+    }
+    /* Ten calls in a row reuse kept-alive connections (one per worker thread at most). */
+    assert_true(e2e_upstream_connections(up) - conns <= 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parallel_group_takes_the_slowest_call_not_the_sum),
+        cmocka_unit_test(test_sequence_passes_whole_objects),
+        cmocka_unit_test(test_optional_failure_gives_a_marked_partial_response),
+        cmocka_unit_test(test_required_failure_is_502_naming_the_call),
+        cmocka_unit_test(test_slow_call_is_cut_at_the_route_deadline),
+        cmocka_unit_test(test_disconnecting_client_cancels_upstream_calls),
+        cmocka_unit_test(test_each_frontend_gets_its_own_shape),
+        cmocka_unit_test(test_bad_upstream_answers_are_clear_errors),
+        cmocka_unit_test(test_request_id_and_traceparent_are_forwarded),
+        cmocka_unit_test(test_connections_are_kept_alive_and_capped),
+    };
+    return cmocka_run_group_tests_name("e2e/compose", tests, group_setup, group_teardown);
+}
