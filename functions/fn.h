@@ -100,6 +100,8 @@ typedef struct fn_call {
     fn_limits limits;
     uint64_t start_ns; /* CLOCK_MONOTONIC at the start of the route: the deadline counts from here */
     fn_host *host;     /* the worker's event loop, or NULL */
+    const void *scope; /* the host's: what names in subcalls resolve against (the request's snapshot) */
+    unsigned depth;    /* 0 for a route's invocation; +1 for each call made from a call */
     /* When a cancelled invocation goes on running elsewhere (a C call on a pool thread), called with the
      * done callback's data on this thread once it has really ended (see fn_task_cancel). May be NULL. */
     fn_host_cb released;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "../functions/fn_log.h"
-#include "upstream.h"
+#include "call.h"
 #include "worker.h"
 
 typedef enum call_state { CALL_IDLE, CALL_RUNNING, CALL_OK, CALL_FAILED } call_state;
@@ -22,14 +22,7 @@ typedef struct call_run {
     uint64_t start_ns, duration_ns;
     char reason[48];  /* told to the client: "status 503", "timeout", "invalid JSON"... */
     char detail[600]; /* logged only */
-    gw_timer timer;   /* function calls: the call's own timeout */
-    fn_task *task;    /* a function call in flight */
-    fn_call fcall;
-    fn_response res;
-    bfg_event ev;
-    json_t *input;
-    char *input_text;
-    gw_upstream_call *up; /* an upstream call in flight */
+    gw_call *call;    /* in flight */
 } call_run;
 
 struct compose {
@@ -45,6 +38,7 @@ struct compose {
     size_t request_id_len;
     char trace_id[33];
     char trace_flags[3];
+    gw_call_origin origin;
     json_t *ctx;    /* {"request": ..., "<call>": result...} */
     call_run *runs; /* plan->ncalls, steps in order */
     size_t step;
@@ -54,7 +48,7 @@ struct compose {
     call_run *failed; /* the required call that failed the route */
     int starting, finished_early, cancelled;
     int released_owed; /* cancelled while C calls still ran: route_call.released fires when they end */
-    unsigned refs; /* 1 while the owner waits for done or cancels; +1 per abandoned C call */
+    unsigned refs;     /* 1 while the owner waits for done or cancels; +1 per abandoned C call */
     fn_response *res;
     fn_done_cb done;
     void *done_data;
@@ -67,13 +61,6 @@ static void launch_step(compose *c);
 
 static void compose_free(compose *c)
 {
-    for (size_t i = 0; i < c->plan->ncalls; ++i) {
-        call_run *r = &c->runs[i];
-        gw_timer_stop(&r->timer);
-        fn_response_release(&r->res);
-        json_decref(r->input);
-        free(r->input_text);
-    }
     free(c->runs);
     json_decref(c->ctx);
     json_decref(c->request);
@@ -148,16 +135,9 @@ static void cancel_running(compose *c)
         call_run *r = &c->runs[i];
         if (r->state != CALL_RUNNING)
             continue;
-        gw_timer_stop(&r->timer);
-        if (r->task != NULL) {
-            if (fn_task_cancel(r->task) == 1)
-                ++c->refs; /* on_call_released drops it */
-            r->task = NULL;
-        }
-        if (r->up != NULL) {
-            gw_upstream_cancel(r->up);
-            r->up = NULL;
-        }
+        if (r->call != NULL && gw_call_cancel(r->call) == 1)
+            ++c->refs; /* on_call_released drops it */
+        r->call = NULL;
         r->state = CALL_FAILED;
         snprintf(r->reason, sizeof(r->reason), "cancelled");
     }
@@ -270,40 +250,10 @@ static void call_succeeded(call_run *r, json_t *result)
     call_finished(r);
 }
 
-static int is_json_type(h2o_iovec_t ct)
-{
-    for (size_t i = 0; i + 4 <= ct.len; ++i) {
-        if (h2o_lcstris(ct.base + i, 4, H2O_STRLIT("json")))
-            return 1;
-    }
-    return 0;
-}
-
-/* A response body as a JSON value: parsed when it says it is JSON (or says nothing and parses), else text. */
-static json_t *decode_body(const char *data, size_t len, h2o_iovec_t content_type, int *invalid)
-{
-    *invalid = 0;
-    if (len == 0)
-        return json_null();
-    if (content_type.len == 0 || is_json_type(content_type)) {
-        json_error_t jerr;
-        json_t *v = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
-        if (v != NULL || content_type.len == 0) {
-            if (v == NULL)
-                v = json_stringn(data, len);
-            return v;
-        }
-        *invalid = 1;
-        return NULL;
-    }
-    return json_stringn(data, len);
-}
-
 static void call_finished(call_run *r)
 {
     compose *c = r->c;
     r->duration_ns = fn_now_ns() - r->start_ns;
-    gw_timer_stop(&r->timer);
     if (r->state == CALL_FAILED) {
         if (r->def->optional) {
             log_call(c, r, FN_LOG_WARN, "call_fallback");
@@ -334,44 +284,16 @@ static void call_finished(call_run *r)
     }
 }
 
-static void on_fn_done(void *data, int rc)
+static void on_call_done(void *data, gw_call_result *res)
 {
     call_run *r = data;
-    r->task = NULL;
-    if (rc == -ETIMEDOUT) {
-        call_failed(r, 1, "timeout", r->res.error);
-    } else if (rc == -ENOMEM) {
-        call_failed(r, 0, "memory limit", r->res.error);
-    } else if (rc != 0) {
-        call_failed(r, 0, "function error", r->res.error);
-    } else if (r->res.status >= 400) {
-        char reason[32];
-        snprintf(reason, sizeof(reason), "status %d", r->res.status);
-        call_failed(r, 0, reason, NULL);
-    } else {
-        int invalid;
-        h2o_iovec_t ct = h2o_iovec_init(NULL, 0);
-        for (size_t i = 0; i < r->res.nheaders; ++i) {
-            if (r->res.headers[i].name_len == 12 && h2o_lcstris(r->res.headers[i].name, 12, H2O_STRLIT("content-type")))
-                ct = h2o_iovec_init(r->res.headers[i].value, r->res.headers[i].value_len);
-        }
-        json_t *v = decode_body(r->res.body.data, r->res.body.len, ct, &invalid);
-        if (invalid)
-            call_failed(r, 0, "invalid JSON", "the function's response is not valid JSON");
-        else
-            call_succeeded(r, v);
-    }
-}
-
-static void on_fn_timeout(gw_timer *timer)
-{
-    call_run *r = H2O_STRUCT_FROM_MEMBER(call_run, timer, timer);
-    if (r->task != NULL) {
-        if (fn_task_cancel(r->task) == 1)
-            ++r->c->refs; /* an abandoned C call: on_call_released drops it */
-        r->task = NULL;
-    }
-    call_failed(r, 1, "timeout", "the call's timeout passed");
+    r->call = NULL;
+    if (res->abandoned)
+        ++r->c->refs; /* on_call_released drops it */
+    if (res->ok)
+        call_succeeded(r, res->value);
+    else
+        call_failed(r, res->timed_out, res->reason, res->detail);
 }
 
 /* A C call abandoned by a timeout or a cancel has really ended on its pool thread. */
@@ -385,62 +307,24 @@ static void start_function(call_run *r, uint64_t timeout_ms)
 {
     compose *c = r->c;
     char err[256];
-    r->ev = *c->event;
-    const json_t *input = c->route_call.json;
+    gw_call_spec spec = {.kind = BFF_CALL_FUNCTION, .fn = r->def->fn, .timeout_ms = timeout_ms};
+    json_t *input = NULL;
+    char *text = NULL;
     if (r->def->body != NULL) {
-        r->input = bff_template_eval(r->def->body, c->ctx, err, sizeof(err));
-        if (r->input == NULL) {
-            call_failed(r, 0, "bad input", err);
+        input = bff_template_eval(r->def->body, c->ctx, err, sizeof(err));
+        text = input != NULL ? json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (text == NULL) {
+            json_decref(input);
+            call_failed(r, 0, "bad input", input == NULL ? err : "out of memory");
             return;
         }
-        r->input_text = json_dumps(r->input, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (r->input_text == NULL) {
-            call_failed(r, 0, "out of memory", NULL);
-            return;
-        }
-        r->ev.body = (bfg_str){r->input_text, strlen(r->input_text)};
-        input = r->input;
+        spec.input = input;
+        spec.input_text = text;
     }
-    r->fcall = c->route_call;
-    r->fcall.event = &r->ev;
-    r->fcall.json = input;
-    r->fcall.limits.timeout_ms = timeout_ms;
-    r->fcall.start_ns = r->start_ns;
-    r->fcall.released = on_call_released;
-    fn_response_init(&r->res);
     r->state = CALL_RUNNING;
-    gw_timer_start(c->w, &r->timer, timeout_ms, on_fn_timeout);
-    int rc = fn_start(r->def->fn, &r->fcall, &r->res, on_fn_done, r, &r->task);
-    if (rc != FN_PENDING) {
-        r->task = NULL;
-        on_fn_done(r, rc);
-    }
-}
-
-static void on_upstream_done(void *data, const gw_upstream_result *res)
-{
-    call_run *r = data;
-    r->up = NULL;
-    if (res->error != NULL) {
-        call_failed(r, res->timed_out,
-                    res->timed_out   ? "timeout"
-                    : res->too_large ? "response too large"
-                                     : "unreachable",
-                    res->error);
-        return;
-    }
-    if (res->status >= 400) {
-        char reason[32];
-        snprintf(reason, sizeof(reason), "status %d", res->status);
-        call_failed(r, 0, reason, NULL);
-        return;
-    }
-    int invalid;
-    json_t *v = decode_body(res->body.base, res->body.len, res->content_type, &invalid);
-    if (invalid)
-        call_failed(r, 0, "invalid JSON", "the upstream's response is not valid JSON");
-    else
-        call_succeeded(r, v);
+    r->call = gw_call_start(c->w, &spec, &c->origin, on_call_done, on_call_released, r);
+    json_decref(input);
+    free(text);
 }
 
 static int append_query(fn_buf *target, const call_run *r, const json_t *ctx, char *err, size_t cap)
@@ -483,49 +367,41 @@ static void start_upstream(call_run *r, uint64_t timeout_ms)
     fn_buf target = FN_BUF_INIT;
     fn_buf_append(&target, path, len);
     free(path);
-    h2o_iovec_t headers[2 * 34];
+    h2o_iovec_t headers[2 * 32];
     char *values[32];
-    size_t nh = 0, nvalues = 0;
-    char span[17], traceparent[56];
+    size_t nvalues = 0;
     int ok = append_query(&target, r, c->ctx, err, sizeof(err)) == 0;
-    for (size_t i = 0; ok && i < def->nheaders && nvalues < 32; ++i) {
+    for (size_t i = 0; ok && i < def->nheaders && i < 32; ++i) {
         values[nvalues] =
             bff_template_eval_string(def->headers[i].value, c->ctx, BFF_TEMPLATE_HEADER, &len, err, sizeof(err));
         if (values[nvalues] == NULL) {
             ok = 0;
             break;
         }
-        headers[2 * nh] = h2o_iovec_init(def->headers[i].name, strlen(def->headers[i].name));
-        headers[2 * nh + 1] = h2o_iovec_init(values[nvalues++], len);
-        ++nh;
+        headers[2 * nvalues] = h2o_iovec_init(def->headers[i].name, strlen(def->headers[i].name));
+        headers[2 * nvalues + 1] = h2o_iovec_init(values[nvalues], len);
+        ++nvalues;
     }
     json_t *body = NULL;
     char *body_text = NULL;
     if (ok && def->body != NULL) {
         body = bff_template_eval(def->body, c->ctx, err, sizeof(err));
         body_text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (body != NULL && body_text == NULL)
+            snprintf(err, sizeof(err), "out of memory");
         ok = body_text != NULL;
     }
     if (ok) {
-        uint64_t s = gw_random(c->w);
-        static const char hex[] = "0123456789abcdef";
-        for (int k = 0; k < 16; ++k)
-            span[k] = hex[(s >> (k * 4)) & 0xf];
-        span[16] = '\0';
-        int tn = snprintf(traceparent, sizeof(traceparent), "00-%s-%s-%s", c->trace_id, span, c->trace_flags);
-        headers[2 * nh] = h2o_iovec_init(H2O_STRLIT("x-request-id"));
-        headers[2 * nh + 1] = h2o_iovec_init(c->request_id, c->request_id_len);
-        headers[2 * nh + 2] = h2o_iovec_init(H2O_STRLIT("traceparent"));
-        headers[2 * nh + 3] = h2o_iovec_init(traceparent, (size_t)tn);
-        gw_upstream_request req = {
-            def->upstream, def->method, h2o_iovec_init(target.data, target.len),
-            headers,       nh + 2,      h2o_iovec_init(body_text, body_text != NULL ? strlen(body_text) : 0),
-            timeout_ms};
+        gw_call_spec spec = {.kind = BFF_CALL_UPSTREAM,
+                             .upstream = def->upstream,
+                             .method = def->method,
+                             .target = h2o_iovec_init(target.data, target.len),
+                             .headers = headers,
+                             .nheaders = nvalues,
+                             .body = h2o_iovec_init(body_text, body_text != NULL ? strlen(body_text) : 0),
+                             .timeout_ms = timeout_ms};
         r->state = CALL_RUNNING;
-        r->up = gw_upstream_start(c->w, &req, on_upstream_done, r);
-        if (r->up == NULL)
-            snprintf(err, sizeof(err), "out of memory");
-        ok = r->up != NULL;
+        r->call = gw_call_start(c->w, &spec, &c->origin, on_call_done, on_call_released, r);
     }
     for (size_t i = 0; i < nvalues; ++i)
         free(values[i]);
@@ -589,34 +465,6 @@ static int compose_cancel(fn_task *task)
     return abandoned;
 }
 
-static int hex_digits(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; ++i) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    }
-    return 1;
-}
-
-/* The client's trace id when its traceparent is well-formed (version 00), else a new one. */
-static void trace_context(compose *c, h2o_iovec_t tp)
-{
-    if (tp.len == 55 && memcmp(tp.base, "00-", 3) == 0 && tp.base[35] == '-' && tp.base[52] == '-' &&
-        hex_digits(tp.base + 3, 32) && hex_digits(tp.base + 36, 16) && hex_digits(tp.base + 53, 2) &&
-        strspn(tp.base + 3, "0") < 32) {
-        memcpy(c->trace_id, tp.base + 3, 32);
-        memcpy(c->trace_flags, tp.base + 53, 2);
-    } else {
-        static const char hex[] = "0123456789abcdef";
-        uint64_t r[2] = {gw_random(c->w), gw_random(c->w) | 1};
-        for (int k = 0; k < 32; ++k)
-            c->trace_id[k] = hex[(r[k / 16] >> ((k % 16) * 4)) & 0xf];
-        memcpy(c->trace_flags, "01", 2);
-    }
-    c->trace_id[32] = '\0';
-    c->trace_flags[2] = '\0';
-}
-
 int gw_compose_start(struct gw_worker *w, const bff_route *route, const gw_compose_input *in, fn_response *res,
                      fn_done_cb done, void *data, fn_task **task)
 {
@@ -641,13 +489,14 @@ int gw_compose_start(struct gw_worker *w, const bff_route *route, const gw_compo
     c->deadline_ns = in->call->start_ns + in->call->limits.timeout_ms * 1000000ULL;
     c->request_id_len = in->request_id.len < sizeof(c->request_id) ? in->request_id.len : sizeof(c->request_id) - 1;
     memcpy(c->request_id, in->request_id.base, c->request_id_len);
-    trace_context(c, in->traceparent);
+    gw_call_trace_context(w, in->traceparent, c->trace_id, c->trace_flags);
+    c->origin =
+        (gw_call_origin){&c->route_call, h2o_iovec_init(c->request_id, c->request_id_len), c->trace_id, c->trace_flags};
     size_t k = 0;
     for (size_t s = 0; s < plan->nsteps; ++s) {
         for (size_t i = 0; i < plan->steps[s].ncalls; ++i) {
             c->runs[k].c = c;
             c->runs[k].def = &plan->steps[s].calls[i];
-            fn_response_init(&c->runs[k].res);
             ++k;
         }
     }

@@ -1,0 +1,299 @@
+/* call: runs one resolved function or upstream call on a worker's loop and decodes its result. */
+#include "call.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "upstream.h"
+#include "worker.h"
+
+struct gw_call {
+    struct gw_worker *w;
+    gw_call_cb cb;
+    fn_host_cb released;
+    void *data;
+    /* functions */
+    fn_task *task;
+    fn_call fcall;
+    fn_response res;
+    bfg_event ev;
+    char *input_text;
+    json_t *input;
+    gw_timer timer; /* the function's own timeout, as a backstop to the runtime's */
+    int status_is_result;
+    int settled; /* the callback ran or the call was cancelled; only an abandoned C call keeps it alive */
+    /* upstreams */
+    gw_upstream_call *up;
+};
+
+static void call_free(gw_call *call)
+{
+    gw_timer_stop(&call->timer);
+    fn_response_release(&call->res);
+    json_decref(call->input);
+    free(call->input_text);
+    free(call);
+}
+
+static void deliver(gw_call *call, gw_call_result *res)
+{
+    call->settled = 1;
+    gw_call_cb cb = call->cb;
+    void *data = call->data;
+    call_free(call);
+    cb(data, res);
+}
+
+static void deliver_failure(gw_call *call, int timed_out, int status, const char *reason, const char *detail)
+{
+    gw_call_result res = {0, status, NULL, timed_out, 0, reason, detail != NULL ? detail : ""};
+    deliver(call, &res);
+}
+
+static int is_json_type(h2o_iovec_t ct)
+{
+    for (size_t i = 0; i + 4 <= ct.len; ++i) {
+        if (h2o_lcstris(ct.base + i, 4, H2O_STRLIT("json")))
+            return 1;
+    }
+    return 0;
+}
+
+/* A body as a JSON value: parsed when it says it is JSON (or says nothing and parses), else text. */
+static json_t *decode_body(const char *data, size_t len, h2o_iovec_t content_type, int *invalid)
+{
+    *invalid = 0;
+    if (len == 0)
+        return json_null();
+    if (content_type.len == 0 || is_json_type(content_type)) {
+        json_error_t jerr;
+        json_t *v = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
+        if (v != NULL)
+            return v;
+        if (content_type.len > 0) {
+            *invalid = 1;
+            return NULL;
+        }
+    }
+    json_t *text = json_stringn(data, len);
+    if (text == NULL) /* not UTF-8: JSON cannot carry it */
+        *invalid = 1;
+    return text;
+}
+
+static void deliver_body(gw_call *call, int status, const char *body, size_t len, h2o_iovec_t content_type,
+                         const char *who)
+{
+    if (status >= 400 && !call->status_is_result) {
+        char reason[32];
+        snprintf(reason, sizeof(reason), "status %d", status);
+        deliver_failure(call, 0, status, reason, NULL);
+        return;
+    }
+    int invalid;
+    json_t *v = decode_body(body, len, content_type, &invalid);
+    if (invalid) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "the %s's response is not valid JSON", who);
+        deliver_failure(call, 0, status, "invalid JSON", detail);
+        return;
+    }
+    gw_call_result res = {1, status, v, 0, 0, NULL, NULL};
+    deliver(call, &res);
+}
+
+/* ---- functions ---- */
+
+static void on_fn_done(void *data, int rc)
+{
+    gw_call *call = data;
+    call->task = NULL;
+    if (rc == -ETIMEDOUT) {
+        deliver_failure(call, 1, 0, "timeout", call->res.error);
+    } else if (rc == -ENOMEM) {
+        deliver_failure(call, 0, 0, "memory limit", call->res.error);
+    } else if (rc != 0) {
+        deliver_failure(call, 0, 0, "function error", call->res.error);
+    } else {
+        h2o_iovec_t ct = h2o_iovec_init(NULL, 0);
+        for (size_t i = 0; i < call->res.nheaders; ++i) {
+            const fn_header *h = &call->res.headers[i];
+            if (h->name_len == 12 && h2o_lcstris(h->name, 12, H2O_STRLIT("content-type")))
+                ct = h2o_iovec_init(h->value, h->value_len);
+        }
+        deliver_body(call, call->res.status, call->res.body.data, call->res.body.len, ct, "function");
+    }
+}
+
+static void on_fn_timeout(gw_timer *timer)
+{
+    gw_call *call = H2O_STRUCT_FROM_MEMBER(gw_call, timer, timer);
+    fn_task *task = call->task;
+    call->task = NULL;
+    if (task != NULL && fn_task_cancel(task) == 1) {
+        /* A C function still runs on its pool thread: the callback goes now, the memory when it ends. */
+        call->settled = 1;
+        gw_call_result res = {0, 0, NULL, 1, 1, "timeout", "the call's timeout passed"};
+        call->cb(call->data, &res);
+        return;
+    }
+    deliver_failure(call, 1, 0, "timeout", "the call's timeout passed");
+}
+
+/* An abandoned C function has ended on its pool thread. */
+static void on_fn_released(void *data)
+{
+    gw_call *call = data;
+    fn_host_cb released = call->released;
+    void *released_data = call->data;
+    call_free(call);
+    if (released != NULL)
+        released(released_data);
+}
+
+static gw_call *start_function(gw_call *call, const gw_call_spec *spec, const gw_call_origin *origin)
+{
+    const fn_call *route = origin->call;
+    call->ev = *route->event;
+    const json_t *input = route->json;
+    if (spec->input != NULL) {
+        call->input = json_incref((json_t *)spec->input);
+        call->input_text = strdup(spec->input_text != NULL ? spec->input_text : "null");
+        if (call->input_text == NULL) {
+            deliver_failure(call, 0, 0, "out of memory", NULL);
+            return NULL;
+        }
+        call->ev.body = (bfg_str){call->input_text, strlen(call->input_text)};
+        input = call->input;
+    }
+    call->fcall = *route;
+    call->fcall.event = &call->ev;
+    call->fcall.json = input;
+    call->fcall.limits.timeout_ms = spec->timeout_ms;
+    call->fcall.start_ns = fn_now_ns();
+    call->fcall.released = on_fn_released;
+    call->fcall.depth = route->depth + 1;
+    gw_timer_start(call->w, &call->timer, spec->timeout_ms, on_fn_timeout);
+    int rc = fn_start(spec->fn, &call->fcall, &call->res, on_fn_done, call, &call->task);
+    if (rc != FN_PENDING) {
+        call->task = NULL;
+        on_fn_done(call, rc);
+        return NULL;
+    }
+    return call;
+}
+
+/* ---- upstreams ---- */
+
+static void on_upstream_done(void *data, const gw_upstream_result *res)
+{
+    gw_call *call = data;
+    call->up = NULL;
+    if (res->error != NULL) {
+        deliver_failure(call, res->timed_out, 0,
+                        res->timed_out   ? "timeout"
+                        : res->too_large ? "response too large"
+                                         : "unreachable",
+                        res->error);
+        return;
+    }
+    deliver_body(call, res->status, res->body.base, res->body.len, res->content_type, "upstream");
+}
+
+static gw_call *start_upstream(gw_call *call, const gw_call_spec *spec, const gw_call_origin *origin)
+{
+    enum { MAX_HEADERS = 64 };
+    if (spec->nheaders > MAX_HEADERS) {
+        deliver_failure(call, 0, 0, "bad input", "too many headers");
+        return NULL;
+    }
+    h2o_iovec_t headers[2 * (MAX_HEADERS + 2)];
+    memcpy(headers, spec->headers, 2 * spec->nheaders * sizeof(*headers));
+    static const char hex[] = "0123456789abcdef";
+    uint64_t r = gw_random(call->w);
+    char traceparent[56];
+    char span[17];
+    for (int k = 0; k < 16; ++k)
+        span[k] = hex[(r >> (k * 4)) & 0xf];
+    span[16] = '\0';
+    int n = snprintf(traceparent, sizeof(traceparent), "00-%s-%s-%s", origin->trace_id, span, origin->trace_flags);
+    size_t nh = spec->nheaders;
+    headers[2 * nh] = h2o_iovec_init(H2O_STRLIT("x-request-id"));
+    headers[2 * nh + 1] = origin->request_id;
+    headers[2 * nh + 2] = h2o_iovec_init(H2O_STRLIT("traceparent"));
+    headers[2 * nh + 3] = h2o_iovec_init(traceparent, (size_t)n);
+    gw_upstream_request req = {
+        spec->upstream, spec->method, spec->target, headers, nh + 2, spec->body, spec->timeout_ms,
+    };
+    call->up = gw_upstream_start(call->w, &req, on_upstream_done, call);
+    if (call->up == NULL) {
+        deliver_failure(call, 0, 0, "out of memory", NULL);
+        return NULL;
+    }
+    return call;
+}
+
+gw_call *gw_call_start(struct gw_worker *w, const gw_call_spec *spec, const gw_call_origin *origin, gw_call_cb cb,
+                       fn_host_cb released, void *data)
+{
+    gw_call *call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        gw_call_result res = {0, 0, NULL, 0, 0, "out of memory", NULL};
+        cb(data, &res);
+        return NULL;
+    }
+    call->w = w;
+    call->cb = cb;
+    call->released = released;
+    call->data = data;
+    call->status_is_result = spec->status_is_result;
+    fn_response_init(&call->res);
+    return spec->kind == BFF_CALL_FUNCTION ? start_function(call, spec, origin) : start_upstream(call, spec, origin);
+}
+
+int gw_call_cancel(gw_call *call)
+{
+    call->settled = 1;
+    gw_timer_stop(&call->timer);
+    if (call->up != NULL) {
+        gw_upstream_cancel(call->up);
+        call->up = NULL;
+    }
+    if (call->task != NULL) {
+        fn_task *task = call->task;
+        call->task = NULL;
+        if (fn_task_cancel(task) == 1)
+            return 1; /* on_fn_released frees it */
+    }
+    call_free(call);
+    return 0;
+}
+
+static int hex_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    }
+    return 1;
+}
+
+void gw_call_trace_context(struct gw_worker *w, h2o_iovec_t tp, char trace_id[33], char flags[3])
+{
+    if (tp.len == 55 && memcmp(tp.base, "00-", 3) == 0 && tp.base[35] == '-' && tp.base[52] == '-' &&
+        hex_digits(tp.base + 3, 32) && hex_digits(tp.base + 36, 16) && hex_digits(tp.base + 53, 2) &&
+        strspn(tp.base + 3, "0") < 32) {
+        memcpy(trace_id, tp.base + 3, 32);
+        memcpy(flags, tp.base + 53, 2);
+    } else {
+        static const char hex[] = "0123456789abcdef";
+        uint64_t r[2] = {gw_random(w), gw_random(w) | 1};
+        for (int k = 0; k < 32; ++k)
+            trace_id[k] = hex[(r[k / 16] >> ((k % 16) * 4)) & 0xf];
+        memcpy(flags, "01", 2);
+    }
+    trace_id[32] = '\0';
+    flags[2] = '\0';
+}

@@ -1,0 +1,83 @@
+/* call: one call to a function or an upstream on behalf of a request, with its result decoded as JSON. */
+#ifndef GW_CALL_H
+#define GW_CALL_H
+
+#include <h2o.h>
+#include <jansson.h>
+
+#include "../bff/plan.h"
+#include "../functions/fn.h"
+
+struct gw_worker;
+
+/*
+ * The common engine under composed routes (compose.c) and the calls Lua functions make
+ * (ctx.call, ctx.fetch, ctx.all: subcall.c). A call is resolved already (a loaded function, or an
+ * upstream with method, target, headers and body built); this runs it on the worker's loop and
+ * decodes what comes back:
+ *  - functions: rc 0 and a status below 400 is a result (its body decoded as JSON when it says
+ *    JSON or says nothing and parses, else a string); otherwise a failure ("timeout", "memory
+ *    limit", "function error", "status 500", "invalid JSON");
+ *  - upstreams: a response is a result unless its status is 400 or more (`status_is_result` makes
+ *    every status a result, for ctx.fetch); otherwise "timeout", "unreachable", "response too
+ *    large", "status 503", "invalid JSON".
+ * Upstream calls carry x-request-id and a W3C traceparent (a new parent id per call).
+ *
+ * The callback runs exactly once, unless the call is cancelled first; it may run inside
+ * gw_call_start (a synchronous function, a failure before any I/O). Worker thread only.
+ */
+
+typedef struct gw_call gw_call;
+
+typedef struct gw_call_result {
+    int ok;
+    int status;    /* the HTTP or function status; 0 without one */
+    json_t *value; /* ok: the decoded result (a reference the callback takes over) */
+    int timed_out;
+    int abandoned;      /* a C function timed out and still runs on a pool thread: released(data) follows */
+    const char *reason; /* failure: short, fit for a client */
+    const char *detail; /* failure: for the log */
+} gw_call_result;
+
+typedef void (*gw_call_cb)(void *data, gw_call_result *res);
+
+typedef struct gw_call_spec {
+    bff_call_kind kind;
+    /* functions */
+    fn_function *fn;
+    const json_t *input;    /* event.json; NULL: the route's own body */
+    const char *input_text; /* event.body when input is given (its JSON text) */
+    /* upstreams */
+    const bff_upstream *upstream;
+    const char *method;
+    h2o_iovec_t target;         /* path and query, encoded */
+    const h2o_iovec_t *headers; /* name, value pairs */
+    size_t nheaders;
+    h2o_iovec_t body; /* JSON text, or empty */
+    int status_is_result;
+    uint64_t timeout_ms; /* > 0 */
+} gw_call_spec;
+
+/* What every call of one request shares. */
+typedef struct gw_call_origin {
+    const fn_call *call; /* the route's invocation: event, claims, thread, host, limits, scope */
+    h2o_iovec_t request_id;
+    const char *trace_id;    /* 32 hex digits */
+    const char *trace_flags; /* 2 hex digits */
+} gw_call_origin;
+
+/*
+ * Starts a call; everything in spec is copied or must outlive the call (the function, the upstream).
+ * `released(data)` runs when a C function abandoned by gw_call_cancel has really ended. Returns the call
+ * in flight, or NULL when the callback has already run.
+ */
+gw_call *gw_call_start(struct gw_worker *w, const gw_call_spec *spec, const gw_call_origin *origin, gw_call_cb cb,
+                       fn_host_cb released, void *data);
+/* Stops a call whose callback has not run. Returns 1 when a C function goes on running on a pool thread
+ * (`released` runs when it has ended), else 0. */
+int gw_call_cancel(gw_call *call);
+
+/* A trace id and flags from a client's traceparent (version 00, well-formed), else a new random trace. */
+void gw_call_trace_context(struct gw_worker *w, h2o_iovec_t traceparent, char trace_id[33], char flags[3]);
+
+#endif
