@@ -78,6 +78,31 @@ int fn_response_set_status(fn_response *res, int status);
  */
 typedef struct fn_host fn_host;
 typedef void (*fn_host_cb)(void *data);
+struct fn_call;
+
+/* A call a function makes through its host (Lua: ctx.call, ctx.fetch, ctx.all). Strings are owned by
+ * the caller and stay valid until the batch's done callback runs or the batch is cancelled. */
+typedef enum fn_subcall_kind { FN_SUBCALL_FUNCTION, FN_SUBCALL_UPSTREAM } fn_subcall_kind;
+typedef struct fn_subcall {
+    fn_subcall_kind kind;
+    char *target;        /* a function or upstream name of the config */
+    char *method;        /* upstream: NULL for GET */
+    char *path;          /* upstream: path and encoded query, "/" when NULL */
+    char **headers;      /* upstream: name, value, name, value... */
+    size_t nheaders;     /* pairs */
+    char *body;          /* JSON text: a function's input, an upstream's body; NULL: none */
+    uint64_t timeout_ms; /* 0: the upstream's own (functions: what is left) */
+} fn_subcall;
+
+typedef struct fn_subcall_result {
+    int ok;        /* a function's result, or an upstream's response (any status) */
+    int status;    /* the HTTP status (functions: theirs); 0 without a response */
+    json_t *value; /* ok: the decoded body (the caller decrefs) */
+    char error[160];
+} fn_subcall_result;
+
+#define FN_SUBCALLS_MAX 32 /* per batch */
+#define FN_SUBCALL_DEPTH_MAX 4
 typedef struct fn_host_ops {
     /* Starts a one-shot timer; returns a handle for timer_stop, or NULL on ENOMEM. */
     void *(*timer_start)(fn_host *host, uint64_t ms, fn_host_cb cb, void *data);
@@ -85,6 +110,13 @@ typedef struct fn_host_ops {
     void (*timer_stop)(fn_host *host, void *timer);
     /* Runs cb(data) on the host's thread soon. Any thread. Returns 0, or -ENOMEM. */
     int (*post)(fn_host *host, fn_host_cb cb, void *data);
+    /* Starts n calls at once for the invocation `call`; each is bounded by the invocation's deadline.
+     * Fills results[i] and then calls done(data) once, never from within this function. Returns a
+     * handle for subcalls_cancel, or NULL on out of memory. NULL op: no calls from functions here. */
+    void *(*subcalls_start)(fn_host *host, const struct fn_call *call, const fn_subcall *calls,
+                            fn_subcall_result *results, size_t n, fn_host_cb done, void *data);
+    /* Stops a batch whose done has not run; done will not run, results are left as they are. */
+    void (*subcalls_cancel)(fn_host *host, void *batch);
 } fn_host_ops;
 struct fn_host {
     const fn_host_ops *ops;

@@ -132,3 +132,23 @@ void fn_buf_release(fn_buf *buf)
     buf->len = 0;
     buf->cap = 0;
 }
+
+int fn_buf_append_percent(fn_buf *buf, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (len > SIZE_MAX / 3 || fn_buf_reserve(buf, len * 3) != 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '~') {
+            buf->data[buf->len++] = (char)c;
+        } else {
+            buf->data[buf->len++] = '%';
+            buf->data[buf->len++] = hex[c >> 4];
+            buf->data[buf->len++] = hex[c & 15];
+        }
+    }
+    buf->data[buf->len] = '\0';
+    return 0;
+}

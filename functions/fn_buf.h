@@ -28,6 +28,9 @@ int fn_buf_append_str(fn_buf *buf, const char *s);
 /* Appends `s` as a JSON string literal (quoted and escaped). Bytes are copied as they are:
  * the caller checks UTF-8 validity where it matters. */
 int fn_buf_append_json_string(fn_buf *buf, const char *s, size_t len);
+/* Appends `s` percent-encoded for a URL path segment or query component: every byte but the unreserved
+ * A-Z a-z 0-9 - . _ ~ becomes %XX. */
+int fn_buf_append_percent(fn_buf *buf, const char *s, size_t len);
 char *fn_buf_steal(fn_buf *buf);
 void fn_buf_release(fn_buf *buf);
 

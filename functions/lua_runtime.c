@@ -13,6 +13,7 @@
 #include <lualib.h>
 
 #include "fn_log.h"
+#include "lua_calls.h"
 #include "lua_json.h"
 #include "lua_pattern.h"
 
@@ -41,6 +42,7 @@ typedef struct lua_warm {
     int log_ref;
     int remaining_ref;
     int sleep_ref;
+    int call_ref, fetch_ref, all_ref, encode_ref;
     int close_depth;
     lua_invocation *current;
 } lua_warm;
@@ -89,7 +91,10 @@ struct lua_invocation {
     int preempted;         /* the hook yielded at the end of a slice */
     uint64_t sleep_ms;     /* set by ctx.sleep before it yields */
     int sleeping;
-    void *timer; /* the host timer of a pending ctx.sleep */
+    void *timer;         /* the host timer of a pending ctx.sleep */
+    fn_lua_batch *batch; /* ctx.call/fetch/all: the calls being made (allocated on first use) */
+    int calling;         /* set by ctx.call/fetch/all before they yield */
+    void *batch_handle;  /* the host's handle while the calls run */
     fn_done_cb done;
     void *data;
     size_t base_bytes; /* the state's size when the invocation started */
@@ -281,6 +286,42 @@ static int l_ctx_sleep(lua_State *L)
     return lua_yield(L, 0);
 }
 
+/* ctx.call, ctx.fetch, ctx.all: parse the calls, then suspend until the host has made them all. */
+static int suspend_for_calls(lua_State *L, int (*parse)(lua_State *L, fn_lua_batch *b), const char *what)
+{
+    lua_invocation *inv = warm_of(L)->current;
+    if (inv == NULL || inv->call == NULL || inv->call->host == NULL || inv->call->host->ops->subcalls_start == NULL)
+        return luaL_error(L, "%s needs the gateway (not available at load time or in bffgate invoke)", what);
+    if (L != inv->co || !lua_isyieldable(L))
+        return luaL_error(L,
+                          "%s cannot be called from inside a coroutine or a C call (a sort comparator, a "
+                          "metamethod)",
+                          what);
+    if (inv->call->depth >= FN_SUBCALL_DEPTH_MAX)
+        return luaL_error(L, "%s: calls nest at most %d deep", what, FN_SUBCALL_DEPTH_MAX);
+    if (inv->batch == NULL && (inv->batch = calloc(1, sizeof(*inv->batch))) == NULL)
+        return luaL_error(L, "not enough memory");
+    fn_lua_batch_clear(inv->batch);
+    parse(L, inv->batch);
+    inv->calling = 1;
+    return lua_yield(L, 0);
+}
+
+static int l_ctx_call(lua_State *L)
+{
+    return suspend_for_calls(L, fn_lua_batch_parse_call, "ctx.call");
+}
+
+static int l_ctx_fetch(lua_State *L)
+{
+    return suspend_for_calls(L, fn_lua_batch_parse_fetch, "ctx.fetch");
+}
+
+static int l_ctx_all(lua_State *L)
+{
+    return suspend_for_calls(L, fn_lua_batch_parse_all, "ctx.all");
+}
+
 /* coroutine.close with a nesting bound: Lua 5.4.4 recurses on the C stack without a limit when a
  * __close handler closes another coroutine, and 100,000 such links overflow it. */
 static int l_coroutine_close(lua_State *L)
@@ -422,6 +463,14 @@ static int open_sandbox(lua_State *L)
     w->remaining_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushcfunction(L, l_ctx_sleep);
     w->sleep_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(L, l_ctx_call);
+    w->call_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(L, l_ctx_fetch);
+    w->fetch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(L, l_ctx_all);
+    w->all_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(L, fn_lua_ctx_encode);
+    w->encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 
@@ -583,7 +632,7 @@ static int build_arguments(lua_State *L)
         lua_setfield(L, -2, "claims");
     }
 
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 11);
     set_string_field(L, "requestId", ev->request_id);
     lua_pushstring(L, inv->fn->name);
     lua_setfield(L, -2, "functionName");
@@ -595,6 +644,14 @@ static int build_arguments(lua_State *L)
     lua_setfield(L, -2, "log");
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->sleep_ref);
     lua_setfield(L, -2, "sleep");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->call_ref);
+    lua_setfield(L, -2, "call");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->fetch_ref);
+    lua_setfield(L, -2, "fetch");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->all_ref);
+    lua_setfield(L, -2, "all");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->encode_ref);
+    lua_setfield(L, -2, "encode");
     return 2;
 }
 
@@ -720,6 +777,10 @@ static int finish(lua_invocation *inv, int rc, int discard)
     lua_settop(w->L, 0);
     w->current = NULL;
     w->limit = 0;
+    if (inv->batch != NULL) {
+        fn_lua_batch_clear(inv->batch);
+        free(inv->batch);
+    }
     if (discard) {
         size_t held = w->used;
         warm_close(w);
@@ -747,6 +808,7 @@ static int timed_out(lua_invocation *inv)
 }
 
 static void on_wake(void *data);
+static void on_calls_done(void *data);
 
 /* Runs the handler's coroutine until it returns, fails or suspends. Returns FN_PENDING, or the final
  * rc after finish() (inv is then freed). */
@@ -765,9 +827,16 @@ static int step(lua_invocation *inv, int nargs)
         return timed_out(inv);
     if (status == LUA_YIELD) {
         lua_pop(co, nres);
+        fn_host *host = inv->call->host;
+        if (inv->calling) {
+            inv->batch_handle = host->ops->subcalls_start(host, inv->call, inv->batch->calls, inv->batch->results,
+                                                          inv->batch->n, on_calls_done, inv);
+            if (inv->batch_handle == NULL)
+                return fail(inv, -ENOMEM, 1, "%s", "out of memory");
+            return FN_PENDING;
+        }
         if (!inv->sleeping && !inv->preempted)
             return fail(inv, -EINVAL, 1, "%s", "the handler yielded outside an asynchronous call");
-        fn_host *host = inv->call->host;
         /* A preempted handler resumes after 1 ms, not 0: h2o 2.2 runs a 0 ms timer linked from a timer
          * callback in the same pass, without polling, so other requests would never get their turn. */
         inv->timer = host->ops->timer_start(host, inv->preempted ? 1 : inv->sleep_ms, on_wake, inv);
@@ -823,9 +892,42 @@ static void on_wake(void *data)
         done(done_data, rc);
 }
 
+/* The host has made the calls of ctx.call/fetch/all: their results go back to the handler. */
+static void on_calls_done(void *data)
+{
+    lua_invocation *inv = data;
+    inv->batch_handle = NULL;
+    inv->calling = 0;
+    fn_done_cb done = inv->done;
+    void *done_data = inv->data;
+    int rc;
+    if (inv->deadline_ns != 0 && fn_now_ns() >= inv->deadline_ns) {
+        rc = timed_out(inv);
+    } else {
+        /* Converted on the state's main thread, protected (memory errors), then handed to the coroutine. */
+        lua_State *L = inv->w->L;
+        lua_pushcfunction(L, fn_lua_batch_push_results);
+        lua_pushlightuserdata(L, inv->batch);
+        int status = lua_pcall(L, 1, 1, 0);
+        fn_lua_batch_clear(inv->batch);
+        if (status != LUA_OK) {
+            const char *msg = lua_tostring(L, -1);
+            int memory = status == LUA_ERRMEM || (msg != NULL && strcmp(msg, "not enough memory") == 0);
+            rc = fail(inv, memory ? -ENOMEM : -EINVAL, 1, "%s", msg != NULL ? msg : "cannot convert the results");
+        } else {
+            lua_xmove(L, inv->co, 1);
+            rc = step(inv, 1);
+        }
+    }
+    if (rc != FN_PENDING)
+        done(done_data, rc);
+}
+
 static int lua_cancel(fn_task *task)
 {
     lua_invocation *inv = (lua_invocation *)task;
+    if (inv->batch_handle != NULL)
+        inv->call->host->ops->subcalls_cancel(inv->call->host, inv->batch_handle);
     if (inv->timer != NULL)
         inv->call->host->ops->timer_stop(inv->call->host, inv->timer);
     inv->res = NULL; /* cancelled: no report */

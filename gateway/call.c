@@ -42,6 +42,16 @@ static void deliver(gw_call *call, gw_call_result *res)
     call->settled = 1;
     gw_call_cb cb = call->cb;
     void *data = call->data;
+    /* The texts may point into the call (its response's error): copied before it goes. */
+    char reason[64], detail[sizeof(call->res.error)];
+    if (res->reason != NULL) {
+        snprintf(reason, sizeof(reason), "%s", res->reason);
+        res->reason = reason;
+    }
+    if (res->detail != NULL) {
+        snprintf(detail, sizeof(detail), "%s", res->detail);
+        res->detail = detail;
+    }
     call_free(call);
     cb(data, res);
 }

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "../bff/plan.h"
+#include "../bff/snapshot.h"
 #include "../functions/fn.h"
 
 struct gw_worker;
@@ -57,6 +58,19 @@ typedef struct gw_call_spec {
     int status_is_result;
     uint64_t timeout_ms; /* > 0 */
 } gw_call_spec;
+
+/* What calls made from a request's functions resolve against (fn_call.scope): the request's snapshot and
+ * trace context. Owned by the request. */
+typedef struct gw_scope {
+    const struct bff_snapshot *snap;
+    char trace_id[33];
+    char trace_flags[3];
+} gw_scope;
+
+/* The host op behind ctx.call, ctx.fetch and ctx.all (fn_host_ops.subcalls_start / subcalls_cancel). */
+void *gw_subcalls_start(struct gw_worker *w, const fn_call *call, const fn_subcall *calls, fn_subcall_result *results,
+                        size_t n, fn_host_cb done, void *data);
+void gw_subcalls_cancel(void *batch);
 
 /* What every call of one request shares. */
 typedef struct gw_call_origin {

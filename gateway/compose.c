@@ -36,8 +36,6 @@ struct compose {
     uint64_t deadline_ns;
     char request_id[129];
     size_t request_id_len;
-    char trace_id[33];
-    char trace_flags[3];
     gw_call_origin origin;
     json_t *ctx;    /* {"request": ..., "<call>": result...} */
     call_run *runs; /* plan->ncalls, steps in order */
@@ -336,16 +334,7 @@ static int append_query(fn_buf *target, const call_run *r, const json_t *ctx, ch
             return -1;
         fn_buf_append_str(target, i == 0 && memchr(target->data, '?', target->len) == NULL ? "?" : "&");
         /* The name is literal config text: encode it the same way. */
-        for (const char *p = r->def->query[i].name; *p != '\0'; ++p) {
-            unsigned char ch = (unsigned char)*p;
-            if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-._~", ch))
-                fn_buf_append(target, p, 1);
-            else {
-                char esc[4];
-                snprintf(esc, sizeof(esc), "%%%02X", ch);
-                fn_buf_append(target, esc, 3);
-            }
-        }
+        fn_buf_append_percent(target, r->def->query[i].name, strlen(r->def->query[i].name));
         fn_buf_append_str(target, "=");
         fn_buf_append(target, value, len);
         free(value);
@@ -489,9 +478,8 @@ int gw_compose_start(struct gw_worker *w, const bff_route *route, const gw_compo
     c->deadline_ns = in->call->start_ns + in->call->limits.timeout_ms * 1000000ULL;
     c->request_id_len = in->request_id.len < sizeof(c->request_id) ? in->request_id.len : sizeof(c->request_id) - 1;
     memcpy(c->request_id, in->request_id.base, c->request_id_len);
-    gw_call_trace_context(w, in->traceparent, c->trace_id, c->trace_flags);
-    c->origin =
-        (gw_call_origin){&c->route_call, h2o_iovec_init(c->request_id, c->request_id_len), c->trace_id, c->trace_flags};
+    c->origin = (gw_call_origin){&c->route_call, h2o_iovec_init(c->request_id, c->request_id_len), in->scope->trace_id,
+                                 in->scope->trace_flags};
     size_t k = 0;
     for (size_t s = 0; s < plan->nsteps; ++s) {
         for (size_t i = 0; i < plan->steps[s].ncalls; ++i) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "../functions/fn_log.h"
+#include "call.h"
 #include "worker.h"
 
 typedef struct posted_call {
@@ -136,7 +137,19 @@ static int host_post(fn_host *fh, fn_host_cb cb, void *data)
     return gw_post(((gw_host *)fh)->worker, cb, data);
 }
 
-static const fn_host_ops host_ops = {host_timer_start, host_timer_stop, host_post};
+static void *host_subcalls_start(fn_host *fh, const fn_call *call, const fn_subcall *calls, fn_subcall_result *results,
+                                 size_t n, fn_host_cb done, void *data)
+{
+    return gw_subcalls_start(((gw_host *)fh)->worker, call, calls, results, n, done, data);
+}
+
+static void host_subcalls_cancel(fn_host *fh, void *batch)
+{
+    gw_subcalls_cancel(batch);
+}
+
+static const fn_host_ops host_ops = {host_timer_start, host_timer_stop, host_post, host_subcalls_start,
+                                     host_subcalls_cancel};
 
 void gw_host_init(gw_worker *w)
 {

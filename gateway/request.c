@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "../functions/fn_log.h"
+#include "call.h"
 #include "compose.h"
 #include "event.h"
 #include "metrics.h"
@@ -35,6 +36,7 @@ typedef struct gw_request {
     json_t *json;
     json_t *claims;  /* verified JWT claims, or NULL */
     json_t *context; /* a composed route's "request" context object, or NULL */
+    gw_scope scope;  /* what calls made from functions resolve against (fn_call.scope) */
     fn_call call;
     fn_response res;
     fn_task *task;
@@ -435,11 +437,7 @@ static int start_composition(gw_request *gr)
         snprintf(gr->res.error, sizeof(gr->res.error), "out of memory");
         return -ENOMEM;
     }
-    h2o_iovec_t traceparent = h2o_iovec_init(NULL, 0);
-    ssize_t i = h2o_find_header_by_str(&gr->req->headers, H2O_STRLIT("traceparent"), -1);
-    if (i >= 0)
-        traceparent = gr->req->headers.entries[i].value;
-    gw_compose_input in = {gr->context, &gr->ev, &gr->call, id_of(gr), traceparent};
+    gw_compose_input in = {gr->context, &gr->ev, &gr->call, id_of(gr), &gr->scope};
     return gw_compose_start(gr->w, gr->route, &in, &gr->res, on_done, gr, &gr->task);
 }
 
@@ -581,6 +579,10 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
         return;
     }
     const bff_limits *limits = &gr->route->limits;
+    ssize_t tp = h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), -1);
+    gr->scope.snap = gr->snap;
+    gw_call_trace_context(w, tp >= 0 ? req->headers.entries[tp].value : h2o_iovec_init(NULL, 0), gr->scope.trace_id,
+                          gr->scope.trace_flags);
     gr->call = (fn_call){.event = &gr->ev,
                          .json = gr->json,
                          .claims = gr->claims,
@@ -588,6 +590,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
                          .limits = {limits->timeout_ms, limits->memory_mb << 20},
                          .start_ns = gr->call.start_ns,
                          .host = &w->host.super,
+                         .scope = &gr->scope,
                          .released = on_released};
     gw_timer_start(w, &gr->deadline, limits->timeout_ms, on_deadline);
 

@@ -19,12 +19,16 @@
 #include "harness.h"
 #include "upstream.h"
 
+#define FN_DEPTH_LEVELS 4 /* FN_SUBCALL_DEPTH_MAX: the route's invocation (depth 0) and three nested calls */
+
 static e2e_server srv;
 static e2e_upstream *up;
 
 static const char gateway_fmt[] =
     "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 2},\n"
-    " \"functions\": {\"wrap\": {\"lua\": \"wrap.lua\"}, \"items\": {\"lua\": \"items.lua\"}},\n"
+    " \"functions\": {\"wrap\": {\"lua\": \"wrap.lua\"}, \"items\": {\"lua\": \"items.lua\"},\n"
+    "               \"fanout\": {\"lua\": \"fanout.lua\"}, \"slowfetch\": {\"lua\": \"slowfetch.lua\"},\n"
+    "               \"recursive\": {\"lua\": \"recursive.lua\"}},\n"
     " \"upstreams\": {\"svc\": {\"url\": \"http://127.0.0.1:%d\", \"timeout_ms\": 2000, \"max_body_bytes\": 65536},\n"
     "               \"small\": {\"url\": \"http://127.0.0.1:%d/\", \"max_connections\": 2}},\n"
     " \"frontends\": [\"web.json\", \"mobile.json\"]}\n";
@@ -67,7 +71,10 @@ static const char web_json[] =
     "  {\"path\": \"/text\", \"steps\": [{\"name\": \"t\", \"upstream\": \"svc\", \"path\": \"/text\"}]},\n"
     "  {\"path\": \"/trace\", \"steps\": [{\"name\": \"t\", \"upstream\": \"svc\", \"path\": \"/json/trace\"}]},\n"
     "  {\"path\": \"/limited\", \"steps\": [{\"name\": \"t\", \"upstream\": \"small\", \"path\": \"/delay/100/l\"}]},\n"
-    "  {\"path\": \"/home/{id}\", " HOME_STEPS ", \"shape\": {\"limit\": {\"/items\": 20}}}\n"
+    "  {\"path\": \"/home/{id}\", " HOME_STEPS ", \"shape\": {\"limit\": {\"/items\": 20}}},\n"
+    "  {\"path\": \"/lua/fanout\", \"function\": \"fanout\"},\n"
+    "  {\"path\": \"/lua/slow\", \"function\": \"slowfetch\", \"timeout_ms\": 200},\n"
+    "  {\"path\": \"/lua/recursive\", \"function\": \"recursive\"}\n"
     " ]}\n";
 
 static const char mobile_json[] =
@@ -90,6 +97,37 @@ static const char items_lua[] = "return { handler = function(event, ctx)\n"
                                 "  return { items = items }\n"
                                 "end }\n";
 
+/* Calls from Lua: two upstream calls and a function in parallel, then one at a time. */
+static const char fanout_lua[] =
+    "return { handler = function(event, ctx)\n"
+    "  local r = ctx.all({\n"
+    "    { fetch = \"svc\", path = \"/delay/50/a\" },\n"
+    "    { fetch = \"svc\", path = \"/delay/50/b\", query = { x = \"1 2&3\" }, headers = { [\"X-From\"] = \"lua\" } "
+    "},\n"
+    "    { call = \"items\", input = { n = 3 } },\n"
+    "  })\n"
+    "  local s = ctx.fetch(\"svc\", { path = \"/status/503\" })\n"
+    "  local posted = ctx.fetch(\"svc\", { method = \"POST\", path = \"/json/\" .. ctx.encode(\"a b\"), body = { k = 1 "
+    "} })\n"
+    "  local missing = ctx.call(\"nope\")\n"
+    "  return { a = r[1].body.path, ok_a = r[1].ok, bq = r[2].body.query, n = #r[3].body.items,\n"
+    "           status = s.status, ok_503 = s.ok, posted = posted.body.body.k, posted_path = posted.body.path,\n"
+    "           missing = missing.error, ok_missing = missing.ok }\n"
+    "end }\n";
+
+/* A call that outlives the route's deadline: the function times out, the call is cancelled. */
+static const char slowfetch_lua[] = "return { handler = function(event, ctx)\n"
+                                    "  local r = ctx.fetch(\"svc\", { path = \"/delay/3000/x\" })\n"
+                                    "  return { late = r.ok }\n"
+                                    "end }\n";
+
+/* Calls itself: nesting stops at FN_SUBCALL_DEPTH_MAX. */
+static const char recursive_lua[] = "return { handler = function(event, ctx)\n"
+                                    "  local d = (event.json and event.json.d or 0) + 1\n"
+                                    "  local r = ctx.call(\"recursive\", { d = d })\n"
+                                    "  return { d = d, inner = r.ok and r.body or r.error }\n"
+                                    "end }\n";
+
 static int group_setup(void **state)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -105,6 +143,9 @@ static int group_setup(void **state)
     e2e_write(&srv, "mobile.json", mobile_json);
     e2e_write(&srv, "wrap.lua", wrap_lua);
     e2e_write(&srv, "items.lua", items_lua);
+    e2e_write(&srv, "fanout.lua", fanout_lua);
+    e2e_write(&srv, "slowfetch.lua", slowfetch_lua);
+    e2e_write(&srv, "recursive.lua", recursive_lua);
     return e2e_start(&srv, NULL);
 }
 
@@ -385,6 +426,74 @@ static void test_connections_are_kept_alive_and_capped(void **state)
     assert_true(e2e_upstream_connections(up) - conns <= 2);
 }
 
+static void test_lua_calls_upstreams_and_functions_in_parallel(void **state)
+{
+    e2e_response res;
+    double start = now_ms();
+    json_t *v = request_json("GET", "/web/lua/fanout", NULL, NULL, &res);
+    double took = now_ms() - start;
+    if (res.status != 200)
+        fail_msg("status %ld: %s", res.status, res.body);
+    assert_string_equal(json_string_value(json_object_get(v, "a")), "/delay/50/a");
+    assert_true(json_is_true(json_object_get(v, "ok_a")));
+    assert_string_equal(json_string_value(json_object_get(v, "bq")), "x=1%202%263");
+    assert_int_equal(json_integer_value(json_object_get(v, "n")), 3);
+    assert_int_equal(json_integer_value(json_object_get(v, "status")), 503);
+    assert_true(json_is_false(json_object_get(v, "ok_503")));
+    assert_int_equal(json_integer_value(json_object_get(v, "posted")), 1);
+    assert_string_equal(json_string_value(json_object_get(v, "posted_path")), "/json/a%20b");
+    assert_string_equal(json_string_value(json_object_get(v, "missing")), "no function \"nope\" in the config");
+    assert_true(json_is_false(json_object_get(v, "ok_missing")));
+    /* The two 50 ms fetches ran at once. */
+    if (took >= 100)
+        fail_msg("ctx.all with two 50 ms calls took %.1f ms", took);
+    json_decref(v);
+    e2e_response_release(&res);
+    char *last = e2e_upstream_last_request(up, "/delay/50/b");
+    assert_non_null(strstr(last, "\nx-from: lua\n"));
+    assert_non_null(strstr(last, "\ntraceparent: 00-"));
+    free(last);
+}
+
+static void test_lua_call_is_bounded_by_the_route_deadline(void **state)
+{
+    e2e_response res;
+    unsigned aborted = e2e_upstream_aborted(up);
+    double start = now_ms();
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/web/lua/slow", NULL, NULL, 0, &res), 0);
+    double took = now_ms() - start;
+    assert_int_equal(res.status, 504);
+    assert_true(took < 1000);
+    e2e_response_release(&res);
+    assert_true(e2e_upstream_wait(up, e2e_upstream_aborted, aborted + 1, 2000) >= aborted + 1);
+}
+
+static void test_lua_calls_nest_only_so_deep(void **state)
+{
+    e2e_response res;
+    json_t *v = request_json("GET", "/web/lua/recursive", NULL, NULL, &res);
+    if (res.status != 200) {
+        char *log = e2e_log(&srv);
+        const char *line = strstr(log, "\"decision\":\"function_error\"");
+        if (line != NULL)
+            while (line > log && line[-1] != '\n')
+                --line;
+        fail_msg("status %ld: %s; log: %.600s", res.status, res.body, line != NULL ? line : "(none)");
+    }
+    /* Depth 1 calls 2, 2 calls 3, 3 calls 4; the fourth level may not call again. */
+    json_t *level = v;
+    int depth = 0;
+    while (json_is_object(level)) {
+        ++depth;
+        level = json_object_get(level, "inner");
+    }
+    assert_int_equal(depth, FN_DEPTH_LEVELS);
+    if (!json_is_string(level) || strstr(json_string_value(level), "calls nest at most 4 deep") == NULL)
+        fail_msg("depth %d, innermost: %s", depth, res.body);
+    json_decref(v);
+    e2e_response_release(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +507,9 @@ int main(void)
         cmocka_unit_test(test_bad_upstream_answers_are_clear_errors),
         cmocka_unit_test(test_request_id_and_traceparent_are_forwarded),
         cmocka_unit_test(test_connections_are_kept_alive_and_capped),
+        cmocka_unit_test(test_lua_calls_upstreams_and_functions_in_parallel),
+        cmocka_unit_test(test_lua_call_is_bounded_by_the_route_deadline),
+        cmocka_unit_test(test_lua_calls_nest_only_so_deep),
     };
     return cmocka_run_group_tests_name("e2e/compose", tests, group_setup, group_teardown);
 }
