@@ -10,7 +10,7 @@
 #include "../functions/fn_buf.h"
 
 static const char *const upstream_keys[] = {
-    "url", "timeout_ms", "max_connections", "keepalive_ms", "max_body_bytes", "headers", NULL};
+    "url", "timeout_ms", "max_connections", "keepalive_ms", "max_body_bytes", "headers", "cache", NULL};
 static const char *const function_call_keys[] = {"name",     "function", "input", "timeout_ms",
                                                  "optional", "fallback", NULL};
 static const char *const upstream_call_keys[] = {"name", "upstream",   "method",   "path",     "query", "headers",
@@ -133,6 +133,7 @@ static void upstream_release(bff_upstream *u)
     }
     free(u->header_names);
     free(u->header_values);
+    bff_cache_free(u->cache);
 }
 
 int bff_upstreams_load(json_t *def, const char *file, bff_upstream **out, size_t *n, cfg_errors *errs)
@@ -191,6 +192,9 @@ int bff_upstreams_load(json_t *def, const char *file, bff_upstream **out, size_t
             cfg_path_key(p, sizeof(p), path, "headers");
             load_upstream_headers(up, headers, file, p, errs);
         }
+        bff_cache_config cache;
+        if (bff_cache_config_load(u, file, path, &cache, errs) == 1 && (up->cache = bff_cache_new(&cache)) == NULL)
+            cfg_error(errs, file, path, "out of memory");
     }
     /* Kept even with errors (the snapshot frees them): routes naming a valid upstream then report nothing
      * misleading about it. */

@@ -26,7 +26,7 @@ static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
 static const char *const route_keys[] = {"method",      "path",          "function",  "steps",      "response",
                                          "call_status", "shape",         "auth",      "timeout_ms", "concurrency",
-                                         "queue_max",   "queue_wait_ms", "memory_mb", "rate_limit", NULL};
+                                         "queue_max",   "queue_wait_ms", "memory_mb", "rate_limit", "cache", NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
 static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
 
@@ -397,6 +397,16 @@ static void load_routes(bff_snapshot *snap, bff_frontend *fe, json_t *routes, co
             route->stats_id = opts->route_stats_id(fe->name, pattern);
             route->fn_stats_id = fn_name != NULL ? opts->route_stats_id("", fn_name) : 0;
         }
+        bff_cache_config cache;
+        if (bff_cache_config_load(def, file, path, &cache, errs) == 1) {
+            if (!(methods & BFF_METHOD_GET)) {
+                char p[600];
+                cfg_path_key(p, sizeof(p), path, "cache");
+                cfg_error(errs, file, p, "caches answers to GET, which this route does not take");
+            } else if ((route->cache = bff_cache_new(&cache)) == NULL) {
+                cfg_error(errs, file, path, "out of memory");
+            }
+        }
         if (route->limits.rate_rps > 0 && (route->ratelimit = malloc(sizeof(*route->ratelimit))) != NULL)
             bff_ratelimit_init(route->ratelimit, route->limits.rate_rps, route->limits.rate_burst);
         ++fe->nroutes;
@@ -534,6 +544,7 @@ static void frontend_free(bff_frontend *fe)
     for (size_t i = 0; i < fe->nroutes; ++i) {
         route_auth_free(&fe->routes[i]);
         route_target_free(&fe->routes[i]);
+        bff_cache_free(fe->routes[i].cache);
         bff_admission_dispose(&fe->routes[i].admission);
         if (fe->routes[i].ratelimit != NULL) {
             bff_ratelimit_dispose(fe->routes[i].ratelimit);

@@ -61,6 +61,7 @@ typedef struct bff_route {
     bff_auth *own_auth;       /* "auth": {"jwt": {...}}: the route's own JWT settings, or NULL */
     bff_claim_rule *rules;    /* "auth": {"require": [...]}: claim rules on top of auth's own */
     size_t nrules;
+    bff_cache *cache;         /* "cache": whole 200 answers to GET requests; NULL: none */
 } bff_route;
 
 typedef struct bff_frontend {

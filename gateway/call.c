@@ -26,11 +26,14 @@ struct gw_call {
     int settled; /* the callback ran or the call was cancelled; only an abandoned C call keeps it alive */
     /* upstreams */
     gw_upstream_call *up;
+    bff_cache *cache; /* a cacheable GET: its answer goes into the upstream's cache under cache_key */
+    fn_buf cache_key;
 };
 
 static void call_free(gw_call *call)
 {
     gw_timer_stop(&call->timer);
+    fn_buf_release(&call->cache_key);
     fn_response_release(&call->res);
     json_decref(call->input);
     free(call->input_text);
@@ -110,6 +113,8 @@ static void deliver_body(gw_call *call, int status, const char *body, size_t len
         deliver_failure(call, 0, status, "invalid JSON", detail);
         return;
     }
+    if (call->cache != NULL && status == 200)
+        bff_cache_put(call->cache, call->cache_key.data, call->cache_key.len, v, len, fn_now_ns());
     gw_call_result res = {1, status, v, 0, 0, NULL, NULL};
     deliver(call, &res);
 }
@@ -212,8 +217,34 @@ static void on_upstream_done(void *data, const gw_upstream_result *res)
     deliver_body(call, res->status, res->body.base, res->body.len, res->content_type, "upstream");
 }
 
+/* The cache key of a GET: target, the headers the call sends, and the user unless entries are shared. */
+static void build_cache_key(fn_buf *key, const gw_call_spec *spec, const gw_call_origin *origin)
+{
+    fn_buf_append(key, spec->target.base, spec->target.len);
+    for (size_t i = 0; i < 2 * spec->nheaders; ++i) {
+        fn_buf_append_char(key, '\n');
+        fn_buf_append(key, spec->headers[i].base, spec->headers[i].len);
+    }
+    if (bff_cache_config_of(spec->upstream->cache)->per_user) {
+        const char *sub = json_string_value(json_object_get(origin->call->claims, "sub"));
+        fn_buf_append_str(key, "\nsub=");
+        if (sub != NULL)
+            fn_buf_append_str(key, sub);
+    }
+}
+
 static gw_call *start_upstream(gw_call *call, const gw_call_spec *spec, const gw_call_origin *origin)
 {
+    if (spec->upstream->cache != NULL && strcmp(spec->method, "GET") == 0) {
+        build_cache_key(&call->cache_key, spec, origin);
+        json_t *hit = bff_cache_get(spec->upstream->cache, call->cache_key.data, call->cache_key.len, fn_now_ns());
+        if (hit != NULL) {
+            gw_call_result res = {1, 200, hit, 0, 0, NULL, NULL};
+            deliver(call, &res);
+            return NULL;
+        }
+        call->cache = spec->upstream->cache;
+    }
     enum { MAX_HEADERS = 64 };
     if (spec->nheaders > MAX_HEADERS) {
         deliver_failure(call, 0, 0, "bad input", "too many headers");

@@ -34,9 +34,10 @@ typedef struct gw_request {
     size_t id_len;
     bfg_event ev;
     json_t *json;
-    json_t *claims;  /* verified JWT claims, or NULL */
-    json_t *context; /* a composed route's "request" context object, or NULL */
-    gw_scope scope;  /* what calls made from functions resolve against (fn_call.scope) */
+    json_t *claims;   /* verified JWT claims, or NULL */
+    json_t *context;  /* a composed route's "request" context object, or NULL */
+    gw_scope scope;   /* what calls made from functions resolve against (fn_call.scope) */
+    fn_buf cache_key; /* a cacheable GET that missed: its answer goes into the route's cache */
     fn_call call;
     fn_response res;
     fn_task *task;
@@ -64,6 +65,7 @@ static void unref(gw_request *gr)
     json_decref(gr->json);
     json_decref(gr->claims);
     json_decref(gr->context);
+    fn_buf_release(&gr->cache_key);
     fn_response_release(&gr->res);
     free(gr);
 }
@@ -383,6 +385,75 @@ static int rate_limited(gw_request *gr)
     return 1;
 }
 
+/* ---- the route's cache ---- */
+
+/* GET and HEAD of a route with a cache: the key is the path and query, and the user unless shared. */
+static int cache_key(gw_request *gr, fn_buf *key)
+{
+    h2o_req_t *req = gr->req;
+    if (gr->route->cache == NULL || !(h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+                                      h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))))
+        return 0;
+    fn_buf_append(key, req->path.base, req->path.len);
+    if (bff_cache_config_of(gr->route->cache)->per_user) {
+        const char *sub = json_string_value(json_object_get(gr->claims, "sub"));
+        fn_buf_append_str(key, "\nsub=");
+        if (sub != NULL)
+            fn_buf_append_str(key, sub);
+    }
+    return key->len > 0;
+}
+
+/* A cached answer: {"status": 200, "type": content type, "body": text}. Returns 1 when it answered. */
+static int answered_from_cache(gw_request *gr)
+{
+    if (!cache_key(gr, &gr->cache_key))
+        return 0;
+    json_t *hit = bff_cache_get(gr->route->cache, gr->cache_key.data, gr->cache_key.len, fn_now_ns());
+    if (hit == NULL)
+        return 0; /* the key stays: on_done stores the answer */
+    fn_buf_release(&gr->cache_key);
+    h2o_req_t *req = gr->req;
+    const char *type = json_string_value(json_object_get(hit, "type"));
+    json_t *body = json_object_get(hit, "body");
+    h2o_iovec_t b = h2o_strdup(&req->pool, json_string_value(body), json_string_length(body));
+    settle(gr);
+    record(gr, 200, b.len);
+    if (type != NULL) {
+        h2o_iovec_t t = h2o_strdup(&req->pool, type, SIZE_MAX);
+        gw_add_header(req, H2O_STRLIT("content-type"), t.base, t.len);
+    }
+    gw_add_header(req, H2O_STRLIT("x-bffgate-cache"), H2O_STRLIT("hit"));
+    gw_respond(req, 200, b.base, b.len);
+    json_decref(hit);
+    return 1;
+}
+
+/* Stores a 200 answer that is whole (no fallback used) and text (JSON strings must be UTF-8). */
+static void cache_store(gw_request *gr)
+{
+    const fn_response *res = &gr->res;
+    if (res->status != 200)
+        return;
+    const char *type = NULL;
+    for (size_t i = 0; i < res->nheaders; ++i) {
+        const fn_header *h = &res->headers[i];
+        if (h->name_len == 17 && h2o_lcstris(h->name, 17, H2O_STRLIT("x-bffgate-partial")))
+            return;
+        if (h->name_len == 12 && h2o_lcstris(h->name, 12, H2O_STRLIT("content-type")))
+            type = h->value;
+    }
+    json_t *body = json_stringn(res->body.data != NULL ? res->body.data : "", res->body.len);
+    if (body == NULL)
+        return;
+    json_t *entry = json_pack("{s:o, s:s?}", "body", body, "type", type);
+    if (entry != NULL)
+        bff_cache_put(gr->route->cache, gr->cache_key.data, gr->cache_key.len, entry, res->body.len, fn_now_ns());
+    json_decref(entry);
+    if (gr->req != NULL)
+        gw_add_header(gr->req, H2O_STRLIT("x-bffgate-cache"), H2O_STRLIT("miss"));
+}
+
 static void on_done(void *data, int rc)
 {
     gw_request *gr = data;
@@ -392,6 +463,8 @@ static void on_done(void *data, int rc)
     if (rc == 0) {
         settle(gr);
         record(gr, gr->res.status, gr->res.body.len);
+        if (gr->cache_key.len > 0)
+            cache_store(gr);
         if (gr->req != NULL)
             gw_send_function_response(gr->req, &gr->res, gr->fe->cors != NULL);
     } else if (rc == -ETIMEDOUT) {
@@ -571,6 +644,8 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
      * rate limit per claim needs the verified token first. */
     if (gr->route->limits.rate_claim[0] == '\0' ? rate_limited(gr) || unauthorized(gr)
                                                 : unauthorized(gr) || rate_limited(gr))
+        return;
+    if (answered_from_cache(gr)) /* after auth: a cached answer is not a way around the token */
         return;
 
     char err[320];

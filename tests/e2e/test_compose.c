@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <dirent.h>
+#include <jwt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,8 +31,19 @@ static const char gateway_fmt[] =
     "               \"fanout\": {\"lua\": \"fanout.lua\"}, \"slowfetch\": {\"lua\": \"slowfetch.lua\"},\n"
     "               \"recursive\": {\"lua\": \"recursive.lua\"}},\n"
     " \"upstreams\": {\"svc\": {\"url\": \"http://127.0.0.1:%d\", \"timeout_ms\": 2000, \"max_body_bytes\": 65536},\n"
-    "               \"small\": {\"url\": \"http://127.0.0.1:%d/\", \"max_connections\": 2}},\n"
-    " \"frontends\": [\"web.json\", \"mobile.json\"]}\n";
+    "               \"small\": {\"url\": \"http://127.0.0.1:%d/\", \"max_connections\": 2},\n"
+    "               \"cached\": {\"url\": \"http://127.0.0.1:%d\", \"cache\": {\"ttl_ms\": 300, \"per_user\": "
+    "false}}},\n"
+    " \"frontends\": [\"web.json\", \"mobile.json\", \"secure.json\"]}\n";
+
+/* Claims mapped into a call, and a route cache kept apart per user. */
+static const char secure_json[] =
+    "{\"name\": \"secure\", \"match\": {\"path_prefix\": \"/secure\"},\n"
+    " \"auth\": {\"jwt\": {\"keys\": [{\"alg\": \"HS256\", \"secret_env\": \"BFFGATE_COMPOSE_SECRET\"}]}},\n"
+    " \"routes\": [{\"path\": \"/me\", \"cache\": {\"ttl_ms\": 5000},\n"
+    "   \"steps\": [{\"name\": \"me\", \"upstream\": \"svc\", \"path\": \"/json/me/${/request/claims/sub}\"}]}]}\n";
+
+#define COMPOSE_SECRET "compose-secret-0123456789abcdefghij"
 
 /* The calls every frontend makes; each frontend shapes the result its own way. */
 #define HOME_STEPS                                                                                                     \
@@ -74,7 +86,12 @@ static const char web_json[] =
     "  {\"path\": \"/home/{id}\", " HOME_STEPS ", \"shape\": {\"limit\": {\"/items\": 20}}},\n"
     "  {\"path\": \"/lua/fanout\", \"function\": \"fanout\"},\n"
     "  {\"path\": \"/lua/slow\", \"function\": \"slowfetch\", \"timeout_ms\": 200},\n"
-    "  {\"path\": \"/lua/recursive\", \"function\": \"recursive\"}\n"
+    "  {\"path\": \"/lua/recursive\", \"function\": \"recursive\"},\n"
+    "  {\"path\": \"/cached-upstream\", \"steps\": [{\"name\": \"c\", \"upstream\": \"cached\", \"path\": "
+    "\"/json/cu\"}]},\n"
+    "  {\"path\": \"/cached-route\", \"cache\": {\"ttl_ms\": 400}, \"steps\": [{\"name\": \"c\", \"upstream\": "
+    "\"svc\",\n"
+    "     \"path\": \"/json/cr\", \"query\": {\"q\": \"${/request/query/q}\"}}]}\n"
     " ]}\n";
 
 static const char mobile_json[] =
@@ -136,8 +153,11 @@ static int group_setup(void **state)
         return -1;
     e2e_init(&srv);
     e2e_pick_port(&srv);
-    char gateway[2048];
-    snprintf(gateway, sizeof(gateway), gateway_fmt, e2e_upstream_port(up), e2e_upstream_port(up));
+    char gateway[4096];
+    snprintf(gateway, sizeof(gateway), gateway_fmt, e2e_upstream_port(up), e2e_upstream_port(up),
+             e2e_upstream_port(up));
+    setenv("BFFGATE_COMPOSE_SECRET", COMPOSE_SECRET, 1);
+    e2e_write(&srv, "secure.json", secure_json);
     e2e_write(&srv, "gateway.json", gateway);
     e2e_write(&srv, "web.json", web_json);
     e2e_write(&srv, "mobile.json", mobile_json);
@@ -146,7 +166,13 @@ static int group_setup(void **state)
     e2e_write(&srv, "fanout.lua", fanout_lua);
     e2e_write(&srv, "slowfetch.lua", slowfetch_lua);
     e2e_write(&srv, "recursive.lua", recursive_lua);
-    return e2e_start(&srv, NULL);
+    if (e2e_start(&srv, NULL) != 0) {
+        char *log = e2e_log(&srv);
+        fprintf(stderr, "bffgate did not start:\n%s\n", log != NULL ? log : "");
+        free(log);
+        return -1;
+    }
+    return 0;
 }
 
 static int group_teardown(void **state)
@@ -494,6 +520,104 @@ static void test_lua_calls_nest_only_so_deep(void **state)
     e2e_response_release(&res);
 }
 
+static void test_upstream_cache_serves_until_its_ttl(void **state)
+{
+    e2e_response res;
+    unsigned before = e2e_upstream_requests(up);
+    for (int i = 0; i < 3; ++i) {
+        json_t *v = request_json("GET", "/web/cached-upstream", NULL, NULL, &res);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(json_string_value(json_object_get(v, "path")), "/json/cu");
+        json_decref(v);
+        e2e_response_release(&res);
+    }
+    assert_int_equal(e2e_upstream_requests(up) - before, 1); /* one call; two answers from the cache */
+    usleep(350000);                                          /* past the 300 ms TTL */
+    json_t *v = request_json("GET", "/web/cached-upstream", NULL, NULL, &res);
+    json_decref(v);
+    e2e_response_release(&res);
+    assert_int_equal(e2e_upstream_requests(up) - before, 2);
+}
+
+static void test_route_cache_by_path_and_query(void **state)
+{
+    e2e_response res;
+    unsigned before = e2e_upstream_requests(up);
+    json_t *v = request_json("GET", "/web/cached-route?q=one", NULL, NULL, &res);
+    char *c = e2e_header(&res, "x-bffgate-cache");
+    assert_string_equal(c, "miss");
+    free(c);
+    assert_string_equal(json_string_value(json_object_get(v, "query")), "q=one");
+    json_decref(v);
+    e2e_response_release(&res);
+    v = request_json("GET", "/web/cached-route?q=one", NULL, NULL, &res);
+    c = e2e_header(&res, "x-bffgate-cache");
+    assert_string_equal(c, "hit");
+    free(c);
+    char *type = e2e_header(&res, "content-type");
+    assert_string_equal(type, "application/json");
+    free(type);
+    assert_string_equal(json_string_value(json_object_get(v, "query")), "q=one");
+    json_decref(v);
+    e2e_response_release(&res);
+    /* Another query is another entry. */
+    v = request_json("GET", "/web/cached-route?q=two", NULL, NULL, &res);
+    assert_string_equal(json_string_value(json_object_get(v, "query")), "q=two");
+    json_decref(v);
+    e2e_response_release(&res);
+    assert_int_equal(e2e_upstream_requests(up) - before, 2);
+}
+
+static char *token_for(const char *sub)
+{
+    jwt_t *j = NULL;
+    jwt_new(&j);
+    jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)COMPOSE_SECRET, (int)strlen(COMPOSE_SECRET));
+    jwt_add_grant(j, "sub", sub);
+    jwt_add_grant_int(j, "exp", (long)time(NULL) + 300);
+    char *t = jwt_encode_str(j);
+    jwt_free(j);
+    return t;
+}
+
+static json_t *get_as(const char *sub, e2e_response *res)
+{
+    char *t = token_for(sub);
+    char header[1024];
+    snprintf(header, sizeof(header), "Authorization: Bearer %s", t);
+    free(t);
+    const char *const h[] = {header, NULL};
+    return request_json("GET", "/secure/me", h, NULL, res);
+}
+
+static void test_claims_map_into_calls_and_the_cache_is_per_user(void **state)
+{
+    e2e_response res;
+    json_t *v = get_as("alice", &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(json_string_value(json_object_get(v, "path")), "/json/me/alice");
+    json_decref(v);
+    e2e_response_release(&res);
+    v = get_as("alice", &res);
+    char *c = e2e_header(&res, "x-bffgate-cache");
+    assert_string_equal(c, "hit");
+    free(c);
+    json_decref(v);
+    e2e_response_release(&res);
+    /* Bob asks the same path: he must not get Alice's cached answer. */
+    v = get_as("bob", &res);
+    c = e2e_header(&res, "x-bffgate-cache");
+    assert_string_equal(c, "miss");
+    free(c);
+    assert_string_equal(json_string_value(json_object_get(v, "path")), "/json/me/bob");
+    json_decref(v);
+    e2e_response_release(&res);
+    /* And without a token there is no cached answer either: 401. */
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/secure/me", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 401);
+    e2e_response_release(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +634,9 @@ int main(void)
         cmocka_unit_test(test_lua_calls_upstreams_and_functions_in_parallel),
         cmocka_unit_test(test_lua_call_is_bounded_by_the_route_deadline),
         cmocka_unit_test(test_lua_calls_nest_only_so_deep),
+        cmocka_unit_test(test_upstream_cache_serves_until_its_ttl),
+        cmocka_unit_test(test_route_cache_by_path_and_query),
+        cmocka_unit_test(test_claims_map_into_calls_and_the_cache_is_per_user),
     };
     return cmocka_run_group_tests_name("e2e/compose", tests, group_setup, group_teardown);
 }
