@@ -10,7 +10,7 @@
 #include "../functions/fn_buf.h"
 
 static const char *const upstream_keys[] = {
-    "url", "timeout_ms", "max_connections", "keepalive_ms", "max_body_bytes", "headers", "cache", NULL};
+    "url", "timeout_ms", "max_connections", "keepalive_ms", "max_body_bytes", "headers", "cache", "collapse", NULL};
 static const char *const function_call_keys[] = {"name",     "function", "input", "timeout_ms",
                                                  "optional", "fallback", NULL};
 static const char *const upstream_call_keys[] = {"name", "upstream",   "method",   "path",     "query", "headers",
@@ -192,6 +192,7 @@ int bff_upstreams_load(json_t *def, const char *file, bff_upstream **out, size_t
             cfg_path_key(p, sizeof(p), path, "headers");
             load_upstream_headers(up, headers, file, p, errs);
         }
+        cfg_get_bool(errs, file, path, u, "collapse", &up->collapse);
         bff_cache_config cache;
         if (bff_cache_config_load(u, file, path, &cache, errs) == 1 && (up->cache = bff_cache_new(&cache)) == NULL)
             cfg_error(errs, file, path, "out of memory");

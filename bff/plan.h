@@ -16,7 +16,8 @@
  * An upstream is an HTTP service named in the entry file's "upstreams":
  *   "users": {"url": "http://users.internal:8080/api", "timeout_ms": 1000, "max_connections": 64,
  *             "keepalive_ms": 30000, "max_body_bytes": 1048576, "headers": {"x-api-key": "..."},
- *             "cache": {"ttl_ms": 5000, "max_entries": 10000, "max_bytes": 16777216, "per_user": true}}
+ *             "cache": {"ttl_ms": 5000, "max_entries": 10000, "max_bytes": 16777216, "per_user": true},
+ *             "collapse": true}
  * Calls to it go to url's host and port; their paths are appended to url's path.
  *
  * A composed route has "steps" instead of "function": each step is one call (an object) or a
@@ -42,6 +43,7 @@ typedef struct bff_upstream {
     char **header_values;
     size_t nheaders;
     bff_cache *cache; /* "cache": successful GET responses, shared by every route calling it; NULL: none */
+    int collapse;     /* "collapse": identical GETs in flight on a worker share one request */
 } bff_upstream;
 
 #define BFF_UPSTREAM_DEFAULT_TIMEOUT_MS 1000

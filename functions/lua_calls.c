@@ -43,37 +43,47 @@ static uint64_t timeout_field(lua_State *L, int t)
     return ms;
 }
 
+/* (c != 0: strchr also finds the terminating NUL.) */
 static int path_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           strchr("-._~!$&'()*+,;=:@/%", c) != NULL;
+           (c != 0 && strchr("-._~!$&'()*+,;=:@/%", c) != NULL);
 }
 
 static int token_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           strchr("!#$%&'*+-.^_`|~", c) != NULL;
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Appends to c->path, which always holds the text so far: a Lua error in between (a memory error, a
+ * metamethod) leaves nothing that fn_lua_batch_clear does not free. */
+static void path_append(lua_State *L, fn_subcall *c, const char *s, size_t len, int percent)
+{
+    size_t have = strlen(c->path);
+    fn_buf buf = {c->path, have, have + 1};
+    int rc = percent ? fn_buf_append_percent(&buf, s, len) : fn_buf_append(&buf, s, len);
+    c->path = buf.data;
+    if (rc != 0)
+        luaL_error(L, "not enough memory");
 }
 
 /* Appends "?name=value&..." from the table at t (string or number values). */
-static void append_query(lua_State *L, int t, fn_buf *out)
+static void append_query(lua_State *L, int t, fn_subcall *c)
 {
     int first = 1;
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
-        if (lua_type(L, -2) != LUA_TSTRING || !(lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
-            fn_buf_release(out);
+        if (lua_type(L, -2) != LUA_TSTRING || !(lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER))
             luaL_error(L, "query: names and values must be strings (or numbers)");
-        }
         size_t nlen, vlen;
         const char *name = lua_tolstring(L, -2, &nlen);
-        lua_pushvalue(L, -1); /* tolstring on a copy: a number value must not turn into a string in the table */
-        const char *value = lua_tolstring(L, -1, &vlen);
-        fn_buf_append_str(out, first ? "?" : "&");
-        fn_buf_append_percent(out, name, nlen);
-        fn_buf_append_str(out, "=");
-        fn_buf_append_percent(out, value, vlen);
-        lua_pop(L, 2);
+        const char *value = lua_tolstring(L, -1, &vlen); /* a copy lua_next pushed: converting it is harmless */
+        path_append(L, c, first ? "?" : "&", 1, 0);
+        path_append(L, c, name, nlen, 1);
+        path_append(L, c, "=", 1, 0);
+        path_append(L, c, value, vlen, 1);
+        lua_pop(L, 1);
         first = 0;
     }
 }
@@ -126,13 +136,12 @@ static void parse_fetch(lua_State *L, fn_subcall *c, const char *name, size_t na
         static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
         int ok = 0;
         for (size_t i = 0; m != NULL && i < sizeof(methods) / sizeof(methods[0]); ++i)
-            ok |= strcmp(m, methods[i]) == 0;
+            ok |= len == strlen(methods[i]) && memcmp(m, methods[i], len) == 0;
         if (!ok)
             luaL_error(L, "method must be GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS");
         c->method = dup_checked(L, m, len);
     }
     lua_pop(L, 1);
-    fn_buf target = FN_BUF_INIT;
     if (lua_getfield(L, t, "path") != LUA_TNIL) {
         size_t len;
         const char *p = lua_tolstring(L, -1, &len);
@@ -142,22 +151,17 @@ static void parse_fetch(lua_State *L, fn_subcall *c, const char *name, size_t na
         if (!ok)
             luaL_error(L, "path must start with '/' and hold only URL path characters (use ctx.encode for values, "
                           "query for the query)");
-        fn_buf_append(&target, p, len);
+        c->path = dup_checked(L, p, len);
     } else {
-        fn_buf_append_str(&target, "/");
+        c->path = dup_checked(L, "/", 1);
     }
     lua_pop(L, 1);
     if (lua_getfield(L, t, "query") != LUA_TNIL) {
-        if (!lua_istable(L, -1)) {
-            fn_buf_release(&target);
+        if (!lua_istable(L, -1))
             luaL_error(L, "query must be a table of names and values");
-        }
-        append_query(L, lua_gettop(L), &target);
+        append_query(L, lua_gettop(L), c);
     }
     lua_pop(L, 1);
-    c->path = fn_buf_steal(&target);
-    if (c->path == NULL)
-        luaL_error(L, "not enough memory");
     if (lua_getfield(L, t, "headers") != LUA_TNIL) {
         if (!lua_istable(L, -1))
             luaL_error(L, "headers must be a table of names and values");
@@ -253,7 +257,12 @@ static void push_result(lua_State *L, const fn_subcall_result *r)
         lua_setfield(L, -2, "body");
     }
     if (!ok) {
-        lua_pushstring(L, r->error[0] != '\0' ? r->error : "status >= 400");
+        if (r->error[0] != '\0')
+            lua_pushstring(L, r->error);
+        else if (r->status != 0)
+            lua_pushfstring(L, "status %d", r->status);
+        else
+            lua_pushliteral(L, "failed");
         lua_setfield(L, -2, "error");
     }
 }

@@ -926,7 +926,7 @@ static void on_calls_done(void *data)
 static int lua_cancel(fn_task *task)
 {
     lua_invocation *inv = (lua_invocation *)task;
-    if (inv->batch_handle != NULL)
+    if (inv->batch_handle != NULL && inv->call->host->ops->subcalls_cancel != NULL)
         inv->call->host->ops->subcalls_cancel(inv->call->host, inv->batch_handle);
     if (inv->timer != NULL)
         inv->call->host->ops->timer_stop(inv->call->host, inv->timer);

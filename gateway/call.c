@@ -28,10 +28,44 @@ struct gw_call {
     gw_upstream_call *up;
     bff_cache *cache; /* a cacheable GET: its answer goes into the upstream's cache under cache_key */
     fn_buf cache_key;
+    struct gw_flight *flight; /* a collapsed GET: the shared request it waits for */
+    h2o_linklist_t flight_link;
 };
+
+/* One upstream GET shared by identical calls on a worker (the upstream's "collapse"). */
+typedef struct gw_flight {
+    h2o_linklist_t link; /* in w->flights */
+    struct gw_worker *w;
+    fn_buf key;
+    gw_upstream_call *up;
+    h2o_linklist_t waiters; /* gw_call.flight_link */
+} gw_flight;
+
+static void flight_free(gw_flight *f)
+{
+    if (h2o_linklist_is_linked(&f->link))
+        h2o_linklist_unlink(&f->link);
+    fn_buf_release(&f->key);
+    free(f);
+}
+
+/* Leaves its flight; the last waiter to leave cancels the shared request. */
+static void leave_flight(gw_call *call)
+{
+    if (h2o_linklist_is_linked(&call->flight_link))
+        h2o_linklist_unlink(&call->flight_link);
+    gw_flight *f = call->flight;
+    call->flight = NULL;
+    if (f != NULL && h2o_linklist_is_empty(&f->waiters)) {
+        if (f->up != NULL)
+            gw_upstream_cancel(f->up);
+        flight_free(f);
+    }
+}
 
 static void call_free(gw_call *call)
 {
+    leave_flight(call);
     gw_timer_stop(&call->timer);
     fn_buf_release(&call->cache_key);
     fn_response_release(&call->res);
@@ -217,20 +251,110 @@ static void on_upstream_done(void *data, const gw_upstream_result *res)
     deliver_body(call, res->status, res->body.base, res->body.len, res->content_type, "upstream");
 }
 
-/* The cache key of a GET: target, the headers the call sends, and the user unless entries are shared. */
-static void build_cache_key(fn_buf *key, const gw_call_spec *spec, const gw_call_origin *origin)
+/* What makes two GETs the same request: the target and the headers the call sends. */
+static void request_key(fn_buf *key, const gw_call_spec *spec)
 {
+    fn_buf_append_str(key, spec->upstream->name);
+    fn_buf_append_char(key, '\n');
     fn_buf_append(key, spec->target.base, spec->target.len);
     for (size_t i = 0; i < 2 * spec->nheaders; ++i) {
         fn_buf_append_char(key, '\n');
         fn_buf_append(key, spec->headers[i].base, spec->headers[i].len);
     }
+}
+
+/* The cache key of a GET: the request, and the user unless entries are shared. */
+static void build_cache_key(fn_buf *key, const gw_call_spec *spec, const gw_call_origin *origin)
+{
+    request_key(key, spec);
     if (bff_cache_config_of(spec->upstream->cache)->per_user) {
         const char *sub = json_string_value(json_object_get(origin->call->claims, "sub"));
         fn_buf_append_str(key, "\nsub=");
         if (sub != NULL)
             fn_buf_append_str(key, sub);
     }
+}
+
+/* ---- collapsed GETs ---- */
+
+static void on_flight_done(void *data, const gw_upstream_result *res)
+{
+    gw_flight *f = data;
+    f->up = NULL;
+    /* The waiters move to a local list and forget the flight: a waiter's callback may cancel others. */
+    h2o_linklist_t waiters;
+    h2o_linklist_init_anchor(&waiters);
+    h2o_linklist_insert_list(&waiters, &f->waiters);
+    for (h2o_linklist_t *n = waiters.next; n != &waiters; n = n->next)
+        H2O_STRUCT_FROM_MEMBER(gw_call, flight_link, n)->flight = NULL;
+    flight_free(f);
+    int invalid = 0;
+    json_t *value = NULL;
+    if (res->error == NULL)
+        value = decode_body(res->body.base, res->body.len, res->content_type, &invalid);
+    while (!h2o_linklist_is_empty(&waiters)) {
+        gw_call *call = H2O_STRUCT_FROM_MEMBER(gw_call, flight_link, waiters.next);
+        h2o_linklist_unlink(&call->flight_link);
+        if (res->error != NULL) {
+            deliver_failure(call, res->timed_out, 0,
+                            res->timed_out   ? "timeout"
+                            : res->too_large ? "response too large"
+                                             : "unreachable",
+                            res->error);
+        } else if (res->status >= 400 && !call->status_is_result) {
+            char reason[32];
+            snprintf(reason, sizeof(reason), "status %d", res->status);
+            deliver_failure(call, 0, res->status, reason, NULL);
+        } else if (invalid) {
+            deliver_failure(call, 0, res->status, "invalid JSON", "the upstream's response is not valid JSON");
+        } else {
+            if (call->cache != NULL && res->status == 200)
+                bff_cache_put(call->cache, call->cache_key.data, call->cache_key.len, value, res->body.len,
+                              fn_now_ns());
+            gw_call_result r = {1, res->status, json_incref(value), 0, 0, NULL, NULL};
+            deliver(call, &r);
+        }
+    }
+    json_decref(value);
+}
+
+static void on_waiter_timeout(gw_timer *timer)
+{
+    gw_call *call = H2O_STRUCT_FROM_MEMBER(gw_call, timer, timer);
+    leave_flight(call);
+    deliver_failure(call, 1, 0, "timeout", "the call's timeout passed (waiting for an identical call)");
+}
+
+/* Joins the identical GET in flight on this worker, or becomes the first of a new one. Returns 1 when
+ * the call is now a waiter. */
+static int join_flight(gw_call *call, const gw_call_spec *spec)
+{
+    fn_buf key = FN_BUF_INIT;
+    request_key(&key, spec);
+    h2o_linklist_t *flights = &call->w->flights;
+    for (h2o_linklist_t *n = flights->next; n != flights; n = n->next) {
+        gw_flight *f = H2O_STRUCT_FROM_MEMBER(gw_flight, link, n);
+        if (f->key.len == key.len && memcmp(f->key.data, key.data, key.len) == 0) {
+            fn_buf_release(&key);
+            call->flight = f;
+            h2o_linklist_insert(&f->waiters, &call->flight_link);
+            gw_timer_start(call->w, &call->timer, spec->timeout_ms, on_waiter_timeout);
+            return 1;
+        }
+    }
+    gw_flight *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        fn_buf_release(&key);
+        return 0;
+    }
+    f->w = call->w;
+    f->key = key;
+    h2o_linklist_init_anchor(&f->waiters);
+    h2o_linklist_insert(flights, &f->link);
+    call->flight = f;
+    h2o_linklist_insert(&f->waiters, &call->flight_link);
+    gw_timer_start(call->w, &call->timer, spec->timeout_ms, on_waiter_timeout);
+    return 0;
 }
 
 static gw_call *start_upstream(gw_call *call, const gw_call_spec *spec, const gw_call_origin *origin)
@@ -250,6 +374,8 @@ static gw_call *start_upstream(gw_call *call, const gw_call_spec *spec, const gw
         deliver_failure(call, 0, 0, "bad input", "too many headers");
         return NULL;
     }
+    if (spec->upstream->collapse && strcmp(spec->method, "GET") == 0 && join_flight(call, spec))
+        return call;
     h2o_iovec_t headers[2 * (MAX_HEADERS + 2)];
     memcpy(headers, spec->headers, 2 * spec->nheaders * sizeof(*headers));
     static const char hex[] = "0123456789abcdef";
@@ -268,11 +394,17 @@ static gw_call *start_upstream(gw_call *call, const gw_call_spec *spec, const gw
     gw_upstream_request req = {
         spec->upstream, spec->method, spec->target, headers, nh + 2, spec->body, spec->timeout_ms,
     };
-    call->up = gw_upstream_start(call->w, &req, on_upstream_done, call);
-    if (call->up == NULL) {
+    gw_flight *f = call->flight; /* the first call of a collapsed GET: the request is the flight's */
+    gw_upstream_call *up = gw_upstream_start(call->w, &req, f != NULL ? on_flight_done : on_upstream_done,
+                                             f != NULL ? (void *)f : (void *)call);
+    if (up == NULL) {
         deliver_failure(call, 0, 0, "out of memory", NULL);
         return NULL;
     }
+    if (f != NULL)
+        f->up = up;
+    else
+        call->up = up;
     return call;
 }
 

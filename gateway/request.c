@@ -689,6 +689,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
 void gw_requests_init(gw_worker *w)
 {
     h2o_linklist_init_anchor(&w->http1_pending);
+    h2o_linklist_init_anchor(&w->flights);
     gw_host_init(w);
 }
 

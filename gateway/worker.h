@@ -41,6 +41,7 @@ typedef struct gw_worker {
     bff_jwt_cache *jwt_cache;                 /* verified tokens (created on first use) */
     unsigned nthreads;                        /* worker threads of the server (upstream connection shares) */
     struct gw_upstream_pool **upstream_pools; /* see upstream.c */
+    h2o_linklist_t flights;                   /* collapsed upstream GETs in flight (call.c) */
     size_t nupstream_pools;
 } gw_worker;
 

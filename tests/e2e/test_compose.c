@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <jwt.h>
 #include <jansson.h>
 #include <signal.h>
@@ -33,7 +34,8 @@ static const char gateway_fmt[] =
     " \"upstreams\": {\"svc\": {\"url\": \"http://127.0.0.1:%d\", \"timeout_ms\": 2000, \"max_body_bytes\": 65536},\n"
     "               \"small\": {\"url\": \"http://127.0.0.1:%d/\", \"max_connections\": 2},\n"
     "               \"cached\": {\"url\": \"http://127.0.0.1:%d\", \"cache\": {\"ttl_ms\": 300, \"per_user\": "
-    "false}}},\n"
+    "false}},\n"
+    "               \"collapsing\": {\"url\": \"http://127.0.0.1:%d\", \"collapse\": true}},\n"
     " \"frontends\": [\"web.json\", \"mobile.json\", \"secure.json\"]}\n";
 
 /* Claims mapped into a call, and a route cache kept apart per user. */
@@ -87,6 +89,10 @@ static const char web_json[] =
     "  {\"path\": \"/lua/fanout\", \"function\": \"fanout\"},\n"
     "  {\"path\": \"/lua/slow\", \"function\": \"slowfetch\", \"timeout_ms\": 200},\n"
     "  {\"path\": \"/lua/recursive\", \"function\": \"recursive\"},\n"
+    "  {\"path\": \"/collapsed\", \"steps\": [{\"name\": \"c\", \"upstream\": \"collapsing\", \"path\": "
+    "\"/delay/200/co\"}]},\n"
+    "  {\"path\": \"/not-collapsed\", \"steps\": [{\"name\": \"c\", \"upstream\": \"svc\", \"path\": "
+    "\"/delay/200/co\"}]},\n"
     "  {\"path\": \"/cached-upstream\", \"steps\": [{\"name\": \"c\", \"upstream\": \"cached\", \"path\": "
     "\"/json/cu\"}]},\n"
     "  {\"path\": \"/cached-route\", \"cache\": {\"ttl_ms\": 400}, \"steps\": [{\"name\": \"c\", \"upstream\": "
@@ -154,8 +160,8 @@ static int group_setup(void **state)
     e2e_init(&srv);
     e2e_pick_port(&srv);
     char gateway[4096];
-    snprintf(gateway, sizeof(gateway), gateway_fmt, e2e_upstream_port(up), e2e_upstream_port(up),
-             e2e_upstream_port(up));
+    int port = e2e_upstream_port(up);
+    snprintf(gateway, sizeof(gateway), gateway_fmt, port, port, port, port);
     setenv("BFFGATE_COMPOSE_SECRET", COMPOSE_SECRET, 1);
     e2e_write(&srv, "secure.json", secure_json);
     e2e_write(&srv, "gateway.json", gateway);
@@ -618,6 +624,48 @@ static void test_claims_map_into_calls_and_the_cache_is_per_user(void **state)
     e2e_response_release(&res);
 }
 
+typedef struct parallel_get {
+    pthread_t thread;
+    const char *path;
+    long status;
+} parallel_get;
+
+static void *run_get(void *arg)
+{
+    parallel_get *g = arg;
+    e2e_response res;
+    if (e2e_request(&srv, E2E_HTTP1, "GET", g->path, NULL, NULL, 0, &res) == 0) {
+        g->status = res.status;
+        e2e_response_release(&res);
+    }
+    return NULL;
+}
+
+/* Returns how many requests the upstream received for `n` concurrent GETs of path. */
+static unsigned concurrent_gets(const char *path, int n)
+{
+    parallel_get g[8];
+    unsigned before = e2e_upstream_requests(up);
+    for (int i = 0; i < n; ++i) {
+        g[i] = (parallel_get){0, path, 0};
+        pthread_create(&g[i].thread, NULL, run_get, &g[i]);
+    }
+    for (int i = 0; i < n; ++i) {
+        pthread_join(g[i].thread, NULL);
+        assert_int_equal(g[i].status, 200);
+    }
+    return e2e_upstream_requests(up) - before;
+}
+
+static void test_identical_gets_collapse_into_one_request(void **state)
+{
+    /* Eight clients at once: one upstream request per worker thread (2) instead of eight. */
+    unsigned collapsed = concurrent_gets("/web/collapsed", 8);
+    assert_true(collapsed >= 1 && collapsed <= 2);
+    unsigned plain = concurrent_gets("/web/not-collapsed", 8);
+    assert_int_equal(plain, 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -637,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_upstream_cache_serves_until_its_ttl),
         cmocka_unit_test(test_route_cache_by_path_and_query),
         cmocka_unit_test(test_claims_map_into_calls_and_the_cache_is_per_user),
+        cmocka_unit_test(test_identical_gets_collapse_into_one_request),
     };
     return cmocka_run_group_tests_name("e2e/compose", tests, group_setup, group_teardown);
 }
