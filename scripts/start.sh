@@ -11,6 +11,8 @@ bffgate is starting on http://127.0.0.1:8080 with the example shop (config/). Tr
   curl http://127.0.0.1:8080/web/products/99          # a JSON error (404)
   curl http://127.0.0.1:8080/mobile/quote/2?qty=3     # a C function
   curl -X POST -H 'content-type: application/json' -d '{"items":[{"id":"1","qty":2}]}' http://127.0.0.1:8080/web/cart
+  curl http://127.0.0.1:8080/web/home/u1              # composed: user, then recommendations + cart in parallel
+  curl -i http://127.0.0.1:8080/mobile/home/u3         # mobile's shape; the cart call fails: a marked partial answer
   curl --http2-prior-knowledge http://127.0.0.1:8080/web/hello
   curl http://127.0.0.1:9901/admin/status             # admin: config version, functions, last reload
 Edit any file under config/ and it is live within ~50 ms (or: kill -HUP, curl -X POST :9901/admin/reload).
