@@ -42,8 +42,9 @@ typedef struct bff_upstream {
     char **header_names;      /* lower-case; sent on every call */
     char **header_values;
     size_t nheaders;
-    bff_cache *cache; /* "cache": successful GET responses, shared by every route calling it; NULL: none */
-    int collapse;     /* "collapse": identical GETs in flight on a worker share one request */
+    bff_cache *cache;  /* "cache": successful GET responses, shared by every route calling it; NULL: none */
+    int collapse;      /* "collapse": identical GETs in flight on a worker share one request */
+    uint32_t stats_id; /* the gateway's metrics id for its calls; 0 when not tracked */
 } bff_upstream;
 
 #define BFF_UPSTREAM_DEFAULT_TIMEOUT_MS 1000

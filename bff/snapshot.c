@@ -24,9 +24,9 @@ static const char *const auth_keys[] = {"jwt", NULL};
 static const char *const route_auth_keys[] = {"jwt", "require", NULL};
 static const char *const match_keys[] = {"path_prefix", "host", "header", NULL};
 static const char *const header_match_keys[] = {"name", "value", NULL};
-static const char *const route_keys[] = {"method",      "path",          "function",  "steps",      "response",
-                                         "call_status", "shape",         "auth",      "timeout_ms", "concurrency",
-                                         "queue_max",   "queue_wait_ms", "memory_mb", "rate_limit", "cache", NULL};
+static const char *const route_keys[] = {
+    "method",     "path",        "function",  "steps",         "response",  "call_status", "shape", "auth",
+    "timeout_ms", "concurrency", "queue_max", "queue_wait_ms", "memory_mb", "rate_limit",  "cache", NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
 static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
 
@@ -608,6 +608,8 @@ int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_option
         load_functions(snap, functions, file, opts, errs);
 
     bff_upstreams_load(json_object_get(root, "upstreams"), file, &snap->upstreams, &snap->nupstreams, errs);
+    for (size_t i = 0; opts->route_stats_id != NULL && opts->upstream_stats_prefix != NULL && i < snap->nupstreams; ++i)
+        snap->upstreams[i].stats_id = opts->route_stats_id(opts->upstream_stats_prefix, snap->upstreams[i].name);
 
     json_t *frontends = json_object_get(root, "frontends");
     if (!json_is_array(frontends) || json_array_size(frontends) == 0)

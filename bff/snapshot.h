@@ -61,7 +61,7 @@ typedef struct bff_route {
     bff_auth *own_auth;       /* "auth": {"jwt": {...}}: the route's own JWT settings, or NULL */
     bff_claim_rule *rules;    /* "auth": {"require": [...]}: claim rules on top of auth's own */
     size_t nrules;
-    bff_cache *cache;         /* "cache": whole 200 answers to GET requests; NULL: none */
+    bff_cache *cache; /* "cache": whole 200 answers to GET requests; NULL: none */
 } bff_route;
 
 typedef struct bff_frontend {
@@ -109,8 +109,10 @@ typedef struct bff_snapshot_options {
     /* The snapshot being replaced, or NULL: a function whose definition and content are unchanged is
      * shared with it (same fn_function, warm states kept) instead of loaded again. */
     const bff_snapshot *previous;
-    /* A stable metrics id for (frontend, route pattern), or NULL (ids are then 0). */
+    /* A stable metrics id for (frontend, route pattern), or NULL (ids are then 0). Functions are asked for
+     * with frontend "", upstreams with frontend `upstream_stats_prefix`. */
     uint32_t (*route_stats_id)(const char *frontend, const char *pattern);
+    const char *upstream_stats_prefix;
 } bff_snapshot_options;
 
 /*

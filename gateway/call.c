@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -28,7 +29,9 @@ struct gw_call {
     gw_upstream_call *up;
     bff_cache *cache; /* a cacheable GET: its answer goes into the upstream's cache under cache_key */
     fn_buf cache_key;
-    struct gw_flight *flight; /* a collapsed GET: the shared request it waits for */
+    struct gw_flight *flight;     /* a collapsed GET: the shared request it waits for */
+    const bff_upstream *upstream; /* an upstream call, for its metrics */
+    uint64_t start_ns;
     h2o_linklist_t flight_link;
 };
 
@@ -74,9 +77,25 @@ static void call_free(gw_call *call)
     free(call);
 }
 
+/* An upstream call's outcome in its metrics: the status (502 without one, 504 for a timeout), the time. */
+static void count_upstream_call(gw_call *call, const gw_call_result *res)
+{
+    if (call->upstream == NULL || call->upstream->stats_id == 0)
+        return;
+    unsigned thread = call->w->index;
+    int status = res->ok            ? (res->status != 0 ? res->status : 200)
+                 : res->timed_out   ? 504
+                 : res->status != 0 ? res->status
+                                    : 502;
+    gw_metrics_request(thread, call->upstream->stats_id, status, fn_now_ns() - call->start_ns);
+    if (res->timed_out)
+        gw_metrics_event(thread, call->upstream->stats_id, GW_EV_TIMEOUT);
+}
+
 static void deliver(gw_call *call, gw_call_result *res)
 {
     call->settled = 1;
+    count_upstream_call(call, res);
     gw_call_cb cb = call->cb;
     void *data = call->data;
     /* The texts may point into the call (its response's error): copied before it goes. */
@@ -359,10 +378,13 @@ static int join_flight(gw_call *call, const gw_call_spec *spec)
 
 static gw_call *start_upstream(gw_call *call, const gw_call_spec *spec, const gw_call_origin *origin)
 {
+    call->start_ns = fn_now_ns();
     if (spec->upstream->cache != NULL && strcmp(spec->method, "GET") == 0) {
         build_cache_key(&call->cache_key, spec, origin);
         json_t *hit = bff_cache_get(spec->upstream->cache, call->cache_key.data, call->cache_key.len, fn_now_ns());
         if (hit != NULL) {
+            if (spec->upstream->stats_id != 0)
+                gw_metrics_event(call->w->index, spec->upstream->stats_id, GW_EV_CACHE_HIT);
             gw_call_result res = {1, 200, hit, 0, 0, NULL, NULL};
             deliver(call, &res);
             return NULL;
@@ -374,6 +396,7 @@ static gw_call *start_upstream(gw_call *call, const gw_call_spec *spec, const gw
         deliver_failure(call, 0, 0, "bad input", "too many headers");
         return NULL;
     }
+    call->upstream = spec->upstream;
     if (spec->upstream->collapse && strcmp(spec->method, "GET") == 0 && join_flight(call, spec))
         return call;
     h2o_iovec_t headers[2 * (MAX_HEADERS + 2)];

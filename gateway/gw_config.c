@@ -167,8 +167,8 @@ int gw_config_reload(const char *file, unsigned threads_override, const char *co
         server->threads = threads_override;
     if (server->threads == 0)
         server->threads = cpu_count();
-    bff_snapshot_options opts = {server->threads,  1,        lib_path,           nlib_path,
-                                 gw_request_admit, previous, gw_metrics_route_id};
+    bff_snapshot_options opts = {
+        server->threads, 1, lib_path, nlib_path, gw_request_admit, previous, gw_metrics_route_id, GW_METRICS_UPSTREAM};
     bff_snapshot *built = NULL;
     int rc = bff_snapshot_build(root, file, &opts, &built, errs);
     json_decref(root);

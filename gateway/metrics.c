@@ -160,14 +160,31 @@ static void label(fn_buf *out, const char *s, size_t len)
     }
 }
 
-/* Function series are registered with an empty frontend: "\nNAME". */
+/* Function series are registered with an empty frontend: "\nNAME"; upstream series with "\x01\nNAME". */
 static int is_function_series(const char *name)
 {
     return name[0] == '\n';
 }
 
+static int is_upstream_series(const char *name)
+{
+    return name[0] == '\x01';
+}
+
+/* A route's own series: neither a function's nor an upstream's. */
+static int is_route_series(const char *name)
+{
+    return !is_function_series(name) && !is_upstream_series(name);
+}
+
 static void route_labels(fn_buf *out, const char *name)
 {
+    if (is_upstream_series(name)) {
+        fn_buf_append_str(out, "upstream=\"");
+        label(out, name + 2, strlen(name + 2));
+        fn_buf_append_char(out, '"');
+        return;
+    }
     if (is_function_series(name)) {
         fn_buf_append_str(out, "function=\"");
         label(out, name + 1, strlen(name + 1));
@@ -273,7 +290,7 @@ void gw_metrics_render(fn_buf *out)
     static const char *const classes[] = {",code=\"1xx\"", ",code=\"2xx\"", ",code=\"3xx\"", ",code=\"4xx\"",
                                           ",code=\"5xx\""};
     for (unsigned id = 1; id < n; ++id) {
-        if (is_function_series(M.names[id]))
+        if (!is_route_series(M.names[id]))
             continue;
         for (size_t c = 0; c < 5; ++c) {
             if (c == 1 || sums[id].by_class[c] > 0) /* always show 2xx so a route appears from the start */
@@ -286,14 +303,14 @@ void gw_metrics_render(fn_buf *out)
             header(out, event_metrics[m].metric, "counter", event_metrics[m].help);
         last = event_metrics[m].metric;
         for (unsigned id = 1; id < n; ++id) {
-            if (!is_function_series(M.names[id]))
+            if (is_route_series(M.names[id]))
                 sample(out, event_metrics[m].metric, M.names[id], event_metrics[m].extra,
                        (double)sums[id].events[event_metrics[m].ev]);
         }
     }
     header(out, "bffgate_route_duration_seconds", "histogram", "Time from routing to the answer.");
     for (unsigned id = 1; id < n; ++id) {
-        if (!is_function_series(M.names[id]))
+        if (is_route_series(M.names[id]))
             histogram(out, "bffgate_route_duration_seconds", M.names[id], &sums[id]);
     }
     header(out, "bffgate_function_invocations_total", "counter", "Invocations per function, by outcome.");
@@ -309,6 +326,27 @@ void gw_metrics_render(fn_buf *out)
     for (unsigned id = 1; id < n; ++id) {
         if (is_function_series(M.names[id]))
             histogram(out, "bffgate_function_duration_seconds", M.names[id], &sums[id]);
+    }
+    header(out, "bffgate_upstream_calls_total", "counter",
+           "Calls to each upstream by outcome (ok: a response below 400; cached: from the upstream's cache).");
+    for (unsigned id = 1; id < n; ++id) {
+        if (!is_upstream_series(M.names[id]))
+            continue;
+        const route_shard *u = &sums[id];
+        uint64_t timeouts = u->events[GW_EV_TIMEOUT];
+        uint64_t failed = u->by_class[3] + u->by_class[4];
+        sample(out, "bffgate_upstream_calls_total", M.names[id], ",outcome=\"ok\"",
+               (double)(u->by_class[0] + u->by_class[1] + u->by_class[2]));
+        sample(out, "bffgate_upstream_calls_total", M.names[id], ",outcome=\"error\"",
+               (double)(failed > timeouts ? failed - timeouts : 0));
+        sample(out, "bffgate_upstream_calls_total", M.names[id], ",outcome=\"timeout\"", (double)timeouts);
+        sample(out, "bffgate_upstream_calls_total", M.names[id], ",outcome=\"cached\"",
+               (double)u->events[GW_EV_CACHE_HIT]);
+    }
+    header(out, "bffgate_upstream_duration_seconds", "histogram", "Time from starting an upstream call to its end.");
+    for (unsigned id = 1; id < n; ++id) {
+        if (is_upstream_series(M.names[id]))
+            histogram(out, "bffgate_upstream_duration_seconds", M.names[id], &sums[id]);
     }
     free(sums);
 

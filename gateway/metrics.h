@@ -27,11 +27,14 @@ typedef enum gw_route_event {
     GW_EV_INVOCATION,
     GW_EV_UNAUTHORIZED,
     GW_EV_FORBIDDEN,
+    GW_EV_CACHE_HIT, /* upstream series: a call answered from the upstream's cache */
     GW_EV_COUNT
 } gw_route_event;
 
 /* Returns the id of (frontend, pattern), creating it; 0 means "not tracked" (registry full). Any thread.
- * A function's own series (invocations by outcome, duration) use frontend "" and its name as pattern. */
+ * A function's own series (invocations by outcome, duration) use frontend "" and its name as pattern; an
+ * upstream's (calls by outcome, duration) use GW_METRICS_UPSTREAM and its name. */
+#define GW_METRICS_UPSTREAM "\x01"
 uint32_t gw_metrics_route_id(const char *frontend, const char *pattern);
 
 /* Sets the number of worker threads (before they start). */

@@ -27,7 +27,8 @@ static e2e_server srv;
 static e2e_upstream *up;
 
 static const char gateway_fmt[] =
-    "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 2},\n"
+    "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 2,\n"
+    "            \"admin\": {\"address\": \"127.0.0.1\", \"port\": @ADMIN@}},\n"
     " \"functions\": {\"wrap\": {\"lua\": \"wrap.lua\"}, \"items\": {\"lua\": \"items.lua\"},\n"
     "               \"fanout\": {\"lua\": \"fanout.lua\"}, \"slowfetch\": {\"lua\": \"slowfetch.lua\"},\n"
     "               \"recursive\": {\"lua\": \"recursive.lua\"}},\n"
@@ -666,6 +667,30 @@ static void test_identical_gets_collapse_into_one_request(void **state)
     assert_int_equal(plain, 8);
 }
 
+static double metric_value(const char *text, const char *series)
+{
+    const char *p = strstr(text, series);
+    if (p == NULL)
+        return -1;
+    return strtod(p + strlen(series), NULL);
+}
+
+static void test_upstream_calls_are_in_the_metrics(void **state)
+{
+    e2e_response res;
+    assert_int_equal(e2e_admin_request(&srv, "GET", "/metrics", &res), 0);
+    assert_int_equal(res.status, 200);
+    /* Earlier tests made ok calls, timed-out calls and cache hits. */
+    assert_true(metric_value(res.body, "bffgate_upstream_calls_total{upstream=\"svc\",outcome=\"ok\"} ") > 0);
+    assert_true(metric_value(res.body, "bffgate_upstream_calls_total{upstream=\"svc\",outcome=\"timeout\"} ") > 0);
+    assert_true(metric_value(res.body, "bffgate_upstream_calls_total{upstream=\"svc\",outcome=\"error\"} ") > 0);
+    assert_true(metric_value(res.body, "bffgate_upstream_calls_total{upstream=\"cached\",outcome=\"cached\"} ") > 0);
+    assert_non_null(strstr(res.body, "bffgate_upstream_duration_seconds_bucket{upstream=\"svc\",le=\"+Inf\"} "));
+    /* Upstream series are not routes. */
+    assert_null(strstr(res.body, "bffgate_requests_total{frontend=\"\x01"));
+    e2e_response_release(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_route_cache_by_path_and_query),
         cmocka_unit_test(test_claims_map_into_calls_and_the_cache_is_per_user),
         cmocka_unit_test(test_identical_gets_collapse_into_one_request),
+        cmocka_unit_test(test_upstream_calls_are_in_the_metrics), /* last: counts what the others did */
     };
     return cmocka_run_group_tests_name("e2e/compose", tests, group_setup, group_teardown);
 }
