@@ -41,6 +41,7 @@ static const char gateway_json[] =
     "            \"admin\": {\"port\": @ADMIN@}, \"log_file\": \"gateway.log\"},\n"
     " \"functions\": {\"ok\": {\"lua\": \"ok.lua\"}, \"item\": {\"lua\": \"item.lua\"},\n"
     "               \"missing\": {\"lua\": \"missing.lua\"}, \"boom\": {\"lua\": \"boom.lua\"}},\n"
+    " \"upstreams\": {\"users\": {\"url\": \"http://127.0.0.1:9\"}},\n" /* its series exist from the start */
     " \"frontends\": [\"web.json\", \"mobile.json\"]}\n";
 
 static const char web_json[] = "{\"name\": \"web\", \"match\": {\"path_prefix\": \"/web\"}, \"routes\": [\n"
@@ -509,7 +510,9 @@ static void test_grafana_dashboard_is_valid(void **state)
                                          "bffgate_reloads_total",
                                          "bffgate_reload_failures_total",
                                          "process_resident_memory_bytes",
-                                         "process_open_fds"};
+                                         "process_open_fds",
+                                         "bffgate_upstream_calls_total",
+                                         "bffgate_upstream_duration_seconds_bucket"};
     int seen[sizeof(wanted) / sizeof(wanted[0])] = {0};
     size_t targets = 0, p, k;
     json_t *panel, *target;
