@@ -88,7 +88,8 @@ static const char *parse_url(const char *url, bff_upstream *u)
     size_t plen = strlen(rest);
     while (plen > 0 && rest[plen - 1] == '/')
         --plen;
-    u->host = strndup(host, (size_t)(end - host));
+    /* An IPv6 literal is kept without its brackets (to connect); the Host header puts them back. */
+    u->host = host[0] == '[' ? strndup(host + 1, (size_t)(end - host - 2)) : strndup(host, (size_t)(end - host));
     u->port = (uint16_t)port;
     u->base_path = strndup(rest, plen);
     return NULL;
@@ -111,8 +112,15 @@ static void load_upstream_headers(bff_upstream *u, json_t *headers, const char *
         char p[600];
         cfg_path_key(p, sizeof(p), path, name);
         const char *v = json_string_value(value);
+        char *lower = lower_dup(name);
+        int settable = lower != NULL && fn_header_settable_upstream(lower, strlen(lower));
+        free(lower);
         if (!valid_header_name(name) || v == NULL || strpbrk(v, "\r\n") != NULL) {
             cfg_error(errs, file, p, "must be a header name with a string value (no CR or LF)");
+            continue;
+        }
+        if (!settable) {
+            cfg_error(errs, file, p, "is set by the gateway itself");
             continue;
         }
         if (u->header_names != NULL && u->header_values != NULL) {
@@ -348,8 +356,8 @@ static void load_upstream_parts(bff_call *c, json_t *def, ref_check *rc, const c
     json_t *headers = json_object_get(def, "headers");
     if (headers != NULL) {
         cfg_path_key(p, sizeof(p), path, "headers");
-        if (!json_is_object(headers)) {
-            cfg_error(errs, file, p, "must be an object of header names and string templates");
+        if (!json_is_object(headers) || json_object_size(headers) > 32) {
+            cfg_error(errs, file, p, "must be an object of at most 32 header names and string templates");
         } else {
             c->headers = calloc(json_object_size(headers) + 1, sizeof(*c->headers));
             const char *name;
@@ -358,8 +366,17 @@ static void load_upstream_parts(bff_call *c, json_t *def, ref_check *rc, const c
             {
                 char q[800];
                 cfg_path_key(q, sizeof(q), p, name);
+                char *lower = lower_dup(name);
+                int settable = lower != NULL && fn_header_settable_upstream(lower, strlen(lower));
+                free(lower);
                 if (!valid_header_name(name)) {
                     cfg_error(errs, file, q, "is not a valid header name");
+                    continue;
+                }
+                if (!settable) {
+                    cfg_error(errs, file, q,
+                              "is set by the gateway itself (host, content-type, content-length, "
+                              "x-request-id, traceparent and hop-by-hop headers)");
                     continue;
                 }
                 bff_template *t = load_template(v, 1, rc, file, q, errs);

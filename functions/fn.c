@@ -208,3 +208,25 @@ int fn_read_file(const char *path, char **out, size_t *len)
     *len = got;
     return 0;
 }
+
+static int in_list(const char *const *names, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; ++i) {
+        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int fn_header_is_hop_by_hop(const char *name, size_t len)
+{
+    static const char *const names[] = {"connection", "content-length", "keep-alive",        "proxy-connection",
+                                        "te",         "trailer",        "transfer-encoding", "upgrade"};
+    return in_list(names, sizeof(names) / sizeof(names[0]), name, len);
+}
+
+int fn_header_settable_upstream(const char *name, size_t len)
+{
+    static const char *const names[] = {"host", "content-type", "expect", "x-request-id", "traceparent"};
+    return !fn_header_is_hop_by_hop(name, len) && !in_list(names, sizeof(names) / sizeof(names[0]), name, len);
+}

@@ -61,6 +61,10 @@ typedef struct fn_response {
     int has_content_type;
     fn_report report;
     char error[512];
+    /* Set by an invocation that completes (done or a synchronous return) while work it started still runs
+     * elsewhere (a C call it abandoned on a pool thread): call->released then follows, once that work has
+     * ended, as after a cancel that returned 1. */
+    int pending_release;
 } fn_response;
 
 void fn_response_init(fn_response *res);
@@ -68,6 +72,12 @@ void fn_response_release(fn_response *res);
 /* Validates (RFC 9110 token name; value without CR, LF or NUL) and adds a copy of a header.
  * Returns 0, -EINVAL (error set) or -ENOMEM. */
 int fn_response_add_header(fn_response *res, const char *name, size_t name_len, const char *value, size_t value_len);
+/* Hop-by-hop headers (RFC 9110 7.6.1, and content-length / transfer-encoding, which the sender frames itself).
+ * `name` is lower-case. */
+int fn_header_is_hop_by_hop(const char *name, size_t len);
+/* Whether a call may set this (lower-case) header on an upstream request: not hop-by-hop, and not one the
+ * gateway sets itself (host, content-type, expect, x-request-id, traceparent). */
+int fn_header_settable_upstream(const char *name, size_t len);
 /* Returns 0 for 200..599, else -EINVAL with error set. */
 int fn_response_set_status(fn_response *res, int status);
 

@@ -119,6 +119,8 @@ static void parse_headers(lua_State *L, int t, fn_subcall *c)
         for (char *p = lower; *p != '\0'; ++p)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p - 'A' + 'a');
+        if (!fn_header_settable_upstream(lower, nlen))
+            luaL_error(L, "headers: \"%s\" is set by the gateway itself", lower);
         c->headers[2 * c->nheaders + 1] = dup_checked(L, value, vlen);
         ++c->nheaders;
         lua_pop(L, 1);

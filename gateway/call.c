@@ -39,6 +39,9 @@ struct gw_call {
 typedef struct gw_flight {
     h2o_linklist_t link; /* in w->flights */
     struct gw_worker *w;
+    /* Of one config version: every waiter's request holds the snapshot this upstream belongs to, so it lives
+     * as long as the flight; requests on another version never join (their upstream may differ). */
+    const bff_upstream *upstream;
     fn_buf key;
     gw_upstream_call *up;
     h2o_linklist_t waiters; /* gw_call.flight_link */
@@ -280,18 +283,29 @@ static void request_key(fn_buf *key, const gw_call_spec *spec)
         fn_buf_append_char(key, '\n');
         fn_buf_append(key, spec->headers[i].base, spec->headers[i].len);
     }
+    if (spec->body.len > 0) { /* a GET with a body (a search): the body is part of the question */
+        fn_buf_append_str(key, "\nbody=");
+        fn_buf_append(key, spec->body.base, spec->body.len);
+    }
+}
+
+/* "\nsub=" and the JSON text of the verified subject, whatever its type (none: empty). */
+void gw_call_append_subject(fn_buf *key, const json_t *claims)
+{
+    fn_buf_append_str(key, "\nsub=");
+    json_t *sub = json_object_get(claims, "sub");
+    char *text = sub != NULL ? json_dumps(sub, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (text != NULL)
+        fn_buf_append_str(key, text);
+    free(text);
 }
 
 /* The cache key of a GET: the request, and the user unless entries are shared. */
 static void build_cache_key(fn_buf *key, const gw_call_spec *spec, const gw_call_origin *origin)
 {
     request_key(key, spec);
-    if (bff_cache_config_of(spec->upstream->cache)->per_user) {
-        const char *sub = json_string_value(json_object_get(origin->call->claims, "sub"));
-        fn_buf_append_str(key, "\nsub=");
-        if (sub != NULL)
-            fn_buf_append_str(key, sub);
-    }
+    if (bff_cache_config_of(spec->upstream->cache)->per_user)
+        gw_call_append_subject(key, origin->call->claims);
 }
 
 /* ---- collapsed GETs ---- */
@@ -353,7 +367,7 @@ static int join_flight(gw_call *call, const gw_call_spec *spec)
     h2o_linklist_t *flights = &call->w->flights;
     for (h2o_linklist_t *n = flights->next; n != flights; n = n->next) {
         gw_flight *f = H2O_STRUCT_FROM_MEMBER(gw_flight, link, n);
-        if (f->key.len == key.len && memcmp(f->key.data, key.data, key.len) == 0) {
+        if (f->upstream == spec->upstream && f->key.len == key.len && memcmp(f->key.data, key.data, key.len) == 0) {
             fn_buf_release(&key);
             call->flight = f;
             h2o_linklist_insert(&f->waiters, &call->flight_link);
@@ -367,6 +381,7 @@ static int join_flight(gw_call *call, const gw_call_spec *spec)
         return 0;
     }
     f->w = call->w;
+    f->upstream = spec->upstream;
     f->key = key;
     h2o_linklist_init_anchor(&f->waiters);
     h2o_linklist_insert(flights, &f->link);

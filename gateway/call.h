@@ -8,6 +8,7 @@
 #include "../bff/plan.h"
 #include "../bff/snapshot.h"
 #include "../functions/fn.h"
+#include "../functions/fn_buf.h"
 
 struct gw_worker;
 
@@ -90,6 +91,9 @@ gw_call *gw_call_start(struct gw_worker *w, const gw_call_spec *spec, const gw_c
 /* Stops a call whose callback has not run. Returns 1 when a C function goes on running on a pool thread
  * (`released` runs when it has ended), else 0. */
 int gw_call_cancel(gw_call *call);
+
+/* Appends "\nsub=" and the verified JWT subject (as JSON text, so numbers count too) to a cache key. */
+void gw_call_append_subject(fn_buf *key, const json_t *claims);
 
 /* A trace id and flags from a client's traceparent (version 00, well-formed), else a new random trace. */
 void gw_call_trace_context(struct gw_worker *w, h2o_iovec_t traceparent, char trace_id[33], char flags[3]);

@@ -100,6 +100,12 @@ static void log_call(compose *c, const call_run *r, fn_log_level level, const ch
 
 static void complete(compose *c)
 {
+    if (c->refs > 1 && c->route_call.released != NULL) {
+        /* C calls abandoned by their timeouts still run on pool threads: the request keeps its slot until
+         * they end, so a route never holds more pool threads than its concurrency. */
+        c->res->pending_release = 1;
+        c->released_owed = 1;
+    }
     if (c->starting) {
         c->finished_early = 1; /* gw_compose_start returns the result itself */
         return;

@@ -395,12 +395,8 @@ static int cache_key(gw_request *gr, fn_buf *key)
                                       h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))))
         return 0;
     fn_buf_append(key, req->path.base, req->path.len);
-    if (bff_cache_config_of(gr->route->cache)->per_user) {
-        const char *sub = json_string_value(json_object_get(gr->claims, "sub"));
-        fn_buf_append_str(key, "\nsub=");
-        if (sub != NULL)
-            fn_buf_append_str(key, sub);
-    }
+    if (bff_cache_config_of(gr->route->cache)->per_user)
+        gw_call_append_subject(key, gr->claims);
     return key->len > 0;
 }
 
@@ -460,6 +456,11 @@ static void on_done(void *data, int rc)
     gr->task = NULL;
     if (gr->route->fn != NULL) /* a composed route's calls are logged by the composition */
         report(gr, rc);
+    if (rc == 0 && gr->res.pending_release && gr->holds_slot) {
+        /* Work the invocation started still runs (an abandoned C call): its slot goes when on_released says. */
+        gr->slot_until_released = 1;
+        ++gr->refs;
+    }
     if (rc == 0) {
         settle(gr);
         record(gr, gr->res.status, gr->res.body.len);

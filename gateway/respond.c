@@ -87,13 +87,7 @@ void gw_send_error(h2o_req_t *req, int status, const char *message, const char *
 
 int gw_is_hop_by_hop(const char *name, size_t len)
 {
-    static const char *const names[] = {"connection", "content-length", "keep-alive",        "proxy-connection",
-                                        "te",         "trailer",        "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) {
-        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
-            return 1;
-    }
-    return 0;
+    return fn_header_is_hop_by_hop(name, len);
 }
 
 void gw_send_function_response(h2o_req_t *req, const fn_response *res, int gateway_cors)

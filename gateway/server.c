@@ -227,6 +227,9 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
     srv->globalconf.max_request_entity_size = (size_t)cfg->max_body_bytes;
     srv->globalconf.http1.upgrade_to_http2 = 1;
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("bffgate"));
+    /* Upstream calls have their own total deadline (at most 600 s); h2o's idle timeout (30 s by default) must
+     * not cut a longer one first. */
+    srv->globalconf.proxy.io_timeout = 600000 + 1000;
     h2o_hostconf_t *host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));

@@ -15,6 +15,7 @@ typedef struct gw_upstream_pool {
     size_t active;   /* connections in use by this worker's calls */
     h2o_linklist_t waiting;
     gw_timer kick; /* starts waiting calls after a connection went back to the pool */
+    int kicking;   /* on_kick is starting waiting calls (they are in line already) */
     struct gw_worker *w;
 } gw_upstream_pool;
 
@@ -37,6 +38,13 @@ struct gw_upstream_call {
     char content_type_buf[128];
     gw_upstream_cb cb;
     void *data;
+    /* The outcome, delivered from the loop (never inside h2o's callbacks or gw_upstream_start) once h2o has
+     * let go of the client and pooled its socket. */
+    gw_timer later;
+    int finished, timed_out;
+    const char *error; /* static text, or error_buf */
+    char error_buf[96];
+    h2o_buffer_t *body_buf; /* the response body, taken over from the socket at its end */
 };
 
 static void try_connect(gw_upstream_call *call);
@@ -82,6 +90,7 @@ static size_t share_of(const struct gw_worker *w, const bff_upstream *up)
 static void on_kick(gw_timer *timer)
 {
     gw_upstream_pool *pool = H2O_STRUCT_FROM_MEMBER(gw_upstream_pool, kick, timer);
+    pool->kicking = 1;
     while (!h2o_linklist_is_empty(&pool->waiting)) {
         gw_upstream_call *call = H2O_STRUCT_FROM_MEMBER(gw_upstream_call, waiting, pool->waiting.next);
         if (pool->active >= share_of(pool->w, call->upstream))
@@ -89,6 +98,7 @@ static void on_kick(gw_timer *timer)
         h2o_linklist_unlink(&call->waiting);
         try_connect(call);
     }
+    pool->kicking = 0;
 }
 
 /* Gives the connection slot back; waiting calls start from the loop, after h2o has pooled the socket. */
@@ -122,31 +132,49 @@ void gw_upstreams_dispose(struct gw_worker *w)
 static void call_free(gw_upstream_call *call)
 {
     gw_timer_stop(&call->deadline);
+    gw_timer_stop(&call->later);
     if (h2o_linklist_is_linked(&call->waiting))
         h2o_linklist_unlink(&call->waiting);
     release_connection(call);
+    if (call->body_buf != NULL)
+        h2o_buffer_dispose(&call->body_buf);
     free(call->head);
     free(call->body);
     free(call);
 }
 
-/* Ends the call with a result; the h2o client (if any) is closed by h2o after the callback returns. */
-static void finish(gw_upstream_call *call, int status, const char *error, int timed_out, h2o_iovec_t body)
+static void on_later(gw_timer *timer)
 {
-    int too_large = call->too_large;
-    call->client = NULL;
-    char content_type[sizeof(call->content_type_buf)];
-    memcpy(content_type, call->content_type.base != NULL ? call->content_type.base : "", call->content_type.len);
-    gw_upstream_result res = {.status = status,
-                              .error = error,
-                              .timed_out = timed_out,
-                              .too_large = too_large,
-                              .body = body,
-                              .content_type = h2o_iovec_init(content_type, call->content_type.len)};
+    gw_upstream_call *call = H2O_STRUCT_FROM_MEMBER(gw_upstream_call, later, timer);
+    gw_upstream_result res = {.status = call->status,
+                              .error = call->error,
+                              .timed_out = call->timed_out,
+                              .too_large = call->too_large,
+                              .body = call->body_buf != NULL
+                                          ? h2o_iovec_init(call->body_buf->bytes, call->body_buf->size)
+                                          : h2o_iovec_init(NULL, 0),
+                              .content_type = call->content_type};
     gw_upstream_cb cb = call->cb;
     void *data = call->data;
-    call_free(call);
+    /* The result points into the call: freed after the callback. Its connection slot goes first, so that the
+     * callback's next call to this upstream can take the socket h2o has just pooled. */
+    gw_timer_stop(&call->deadline);
+    release_connection(call);
     cb(data, &res);
+    call_free(call);
+}
+
+/* Ends the call: h2o closes (or pools) the client after the current callback returns; the outcome is
+ * delivered from a 0 ms timer. `error` must be static text or call->error_buf. */
+static void finish(gw_upstream_call *call, int status, const char *error, int timed_out)
+{
+    call->client = NULL;
+    call->finished = 1;
+    call->status = error != NULL ? 0 : status;
+    call->error = error;
+    call->timed_out = timed_out;
+    gw_timer_stop(&call->deadline);
+    gw_timer_start(call->w, &call->later, 0, on_later);
 }
 
 static int on_body(h2o_http1client_t *client, const char *errstr)
@@ -154,32 +182,42 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
     gw_upstream_call *call = client->data;
     h2o_buffer_t *in = client->sock->input;
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
-        finish(call, 0, errstr, 0, h2o_iovec_init(NULL, 0));
+        finish(call, 0, errstr, 0);
         return -1;
     }
     if (in->size > call->max_body) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "the response is larger than %zu bytes (max_body_bytes)", call->max_body);
+        snprintf(call->error_buf, sizeof(call->error_buf), "the response is larger than %zu bytes (max_body_bytes)",
+                 call->max_body);
         call->too_large = 1;
-        finish(call, 0, msg, 0, h2o_iovec_init(NULL, 0));
+        finish(call, 0, call->error_buf, 0);
         return -1;
     }
-    if (errstr == h2o_http1client_error_is_eos)
-        finish(call, call->status, NULL, 0, h2o_iovec_init(in->bytes, in->size));
+    if (errstr == h2o_http1client_error_is_eos) {
+        /* The body is taken over (the socket gets a fresh buffer, as h2o's proxy does): it outlives the client. */
+        call->body_buf = client->sock->input;
+        h2o_buffer_init(&client->sock->input, &h2o_socket_buffer_prototype);
+        finish(call, call->status, NULL, 0);
+    }
     return 0;
 }
 
-/* A failure before any response byte: GET and HEAD get one more try on a new connection. */
+/* An error that a kept-alive connection closed by the upstream just before it was used produces. */
+static int stale_connection_error(const char *errstr)
+{
+    return strcmp(errstr, "I/O error (head)") == 0 || strcmp(errstr, "I/O error (send request)") == 0;
+}
+
+/* A failure before any response byte: a GET or HEAD that met a closed kept-alive connection gets one more try. */
 static void failed_before_head(gw_upstream_call *call, const char *errstr)
 {
     call->client = NULL;
-    if (call->retry_allowed && gw_timer_active(&call->deadline)) {
+    if (call->retry_allowed && stale_connection_error(errstr) && gw_timer_active(&call->deadline)) {
         call->retry_allowed = 0;
         release_connection(call);
         try_connect(call);
         return;
     }
-    finish(call, 0, errstr, 0, h2o_iovec_init(NULL, 0));
+    finish(call, 0, errstr, 0);
 }
 
 static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *errstr, int minor_version, int status,
@@ -200,7 +238,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
         }
     }
     if (errstr == h2o_http1client_error_is_eos) { /* no body (HEAD, 204, 304) */
-        finish(call, status, NULL, 0, h2o_iovec_init(NULL, 0));
+        finish(call, status, NULL, 0);
         return NULL;
     }
     return on_body;
@@ -223,8 +261,11 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
 static void try_connect(gw_upstream_call *call)
 {
     gw_upstream_pool *pool = call->pool;
-    if (pool->active >= share_of(call->w, call->upstream)) {
-        h2o_linklist_insert(&pool->waiting, &call->waiting);
+    if (pool->active >= share_of(call->w, call->upstream) ||
+        (!h2o_linklist_is_empty(&pool->waiting) && !h2o_linklist_is_linked(&call->waiting) && !pool->kicking)) {
+        /* At its share, or others wait already: in line, in order. */
+        if (!h2o_linklist_is_linked(&call->waiting))
+            h2o_linklist_insert(&pool->waiting, &call->waiting);
         return;
     }
     call->holds_connection = 1;
@@ -247,7 +288,9 @@ static void on_deadline(gw_timer *timer)
         h2o_http1client_cancel(call->client);
         call->client = NULL;
     }
-    finish(call, 0, "timeout", 1, h2o_iovec_init(NULL, 0));
+    if (h2o_linklist_is_linked(&call->waiting))
+        h2o_linklist_unlink(&call->waiting);
+    finish(call, 0, "timeout", 1);
 }
 
 void gw_upstream_cancel(gw_upstream_call *call)
@@ -271,8 +314,9 @@ static char *build_head(const gw_upstream_request *req, size_t *len)
     char *head = malloc(cap);
     if (head == NULL)
         return NULL;
-    int n = snprintf(head, cap, "%s %s%.*s HTTP/1.1\r\nhost: %s", req->method, up->base_path, (int)req->target.len,
-                     req->target.base, up->host);
+    int v6 = strchr(up->host, ':') != NULL; /* an IPv6 literal: brackets in Host */
+    int n = snprintf(head, cap, "%s %s%.*s HTTP/1.1\r\nhost: %s%s%s", req->method, up->base_path, (int)req->target.len,
+                     req->target.base, v6 ? "[" : "", up->host, v6 ? "]" : "");
     size_t at = (size_t)n;
     if (up->port != 80)
         at += (size_t)snprintf(head + at, cap - at, ":%u", (unsigned)up->port);

@@ -31,12 +31,17 @@ static const char gateway_fmt[] =
     "            \"admin\": {\"address\": \"127.0.0.1\", \"port\": @ADMIN@}},\n"
     " \"functions\": {\"wrap\": {\"lua\": \"wrap.lua\"}, \"items\": {\"lua\": \"items.lua\"},\n"
     "               \"fanout\": {\"lua\": \"fanout.lua\"}, \"slowfetch\": {\"lua\": \"slowfetch.lua\"},\n"
-    "               \"recursive\": {\"lua\": \"recursive.lua\"}},\n"
+    "               \"recursive\": {\"lua\": \"recursive.lua\"}, \"sleeper\": {\"lua\": \"sleeper.lua\"},\n"
+    "               \"badfetch\": {\"lua\": \"badfetch.lua\"},\n"
+    "               \"sleepy\": {\"c\": \"" FIXTURE_DIR "/slow.so\", \"symbol\": \"sleepy\"}},\n"
     " \"upstreams\": {\"svc\": {\"url\": \"http://127.0.0.1:%d\", \"timeout_ms\": 2000, \"max_body_bytes\": 65536},\n"
     "               \"small\": {\"url\": \"http://127.0.0.1:%d/\", \"max_connections\": 2},\n"
     "               \"cached\": {\"url\": \"http://127.0.0.1:%d\", \"cache\": {\"ttl_ms\": 300, \"per_user\": "
     "false}},\n"
-    "               \"collapsing\": {\"url\": \"http://127.0.0.1:%d\", \"collapse\": true}},\n"
+    "               \"collapsing\": {\"url\": \"http://127.0.0.1:%d\", \"collapse\": true},\n"
+    /* connect() fails at once (a broadcast address): h2o reports it inside the call's start */
+    "               \"bad\": {\"url\": \"http://255.255.255.255:80\", \"collapse\": true},\n"
+    "               \"bad_nopool\": {\"url\": \"http://255.255.255.255:80\", \"keepalive_ms\": 0}},\n"
     " \"frontends\": [\"web.json\", \"mobile.json\", \"secure.json\"]}\n";
 
 /* Claims mapped into a call, and a route cache kept apart per user. */
@@ -94,6 +99,12 @@ static const char web_json[] =
     "\"/delay/200/co\"}]},\n"
     "  {\"path\": \"/not-collapsed\", \"steps\": [{\"name\": \"c\", \"upstream\": \"svc\", \"path\": "
     "\"/delay/200/co\"}]},\n"
+    "  {\"path\": \"/unreachable\", \"steps\": [[{\"name\": \"a\", \"upstream\": \"bad\", \"path\": \"/x\"},\n"
+    "     {\"name\": \"b\", \"upstream\": \"bad_nopool\", \"path\": \"/x\", \"optional\": true}]]},\n"
+    "  {\"path\": \"/lua/unreachable\", \"function\": \"badfetch\", \"timeout_ms\": 300},\n"
+    "  {\"path\": \"/abandon\", \"concurrency\": 1, \"queue_max\": 0, \"steps\": [{\"name\": \"s\", \"function\": "
+    "\"sleepy\",\n"
+    "     \"timeout_ms\": 50, \"optional\": true, \"fallback\": \"late\"}]},\n"
     "  {\"path\": \"/cached-upstream\", \"steps\": [{\"name\": \"c\", \"upstream\": \"cached\", \"path\": "
     "\"/json/cu\"}]},\n"
     "  {\"path\": \"/cached-route\", \"cache\": {\"ttl_ms\": 400}, \"steps\": [{\"name\": \"c\", \"upstream\": "
@@ -152,6 +163,15 @@ static const char recursive_lua[] = "return { handler = function(event, ctx)\n"
                                     "  return { d = d, inner = r.ok and r.body or r.error }\n"
                                     "end }\n";
 
+static const char sleeper_lua[] = "return { handler = function(event, ctx) ctx.sleep(2000) return {} end }\n";
+
+/* A fetch that cannot connect, next to a call that outlives the route: the route's deadline cancels both. */
+static const char badfetch_lua[] =
+    "return { handler = function(event, ctx)\n"
+    "  local r = ctx.all({ { fetch = \"bad\", path = \"/x\" }, { call = \"sleeper\" } })\n"
+    "  return { a = r[1].error }\n"
+    "end }\n";
+
 static int group_setup(void **state)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -173,6 +193,8 @@ static int group_setup(void **state)
     e2e_write(&srv, "fanout.lua", fanout_lua);
     e2e_write(&srv, "slowfetch.lua", slowfetch_lua);
     e2e_write(&srv, "recursive.lua", recursive_lua);
+    e2e_write(&srv, "sleeper.lua", sleeper_lua);
+    e2e_write(&srv, "badfetch.lua", badfetch_lua);
     if (e2e_start(&srv, NULL) != 0) {
         char *log = e2e_log(&srv);
         fprintf(stderr, "bffgate did not start:\n%s\n", log != NULL ? log : "");
@@ -691,6 +713,70 @@ static void test_upstream_calls_are_in_the_metrics(void **state)
     e2e_response_release(&res);
 }
 
+static void test_connect_failing_at_once_is_a_clean_error(void **state)
+{
+    for (int i = 0; i < 3; ++i) {
+        e2e_response res;
+        json_t *v = request_json("GET", "/web/unreachable", NULL, NULL, &res);
+        assert_int_equal(res.status, 502);
+        assert_string_equal(json_string_value(json_object_get(v, "call")), "a");
+        assert_string_equal(json_string_value(json_object_get(v, "error")), "call \"a\" failed: unreachable");
+        json_decref(v);
+        e2e_response_release(&res);
+        /* From Lua, with the batch cancelled by the route's deadline while the other call sleeps. */
+        assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/web/lua/unreachable", NULL, NULL, 0, &res), 0);
+        assert_int_equal(res.status, 504);
+        e2e_response_release(&res);
+    }
+    /* Still serving. */
+    e2e_response res;
+    json_t *v = request_json("GET", "/web/trace", NULL, NULL, &res);
+    assert_int_equal(res.status, 200);
+    json_decref(v);
+    e2e_response_release(&res);
+}
+
+static void test_abandoned_c_call_keeps_the_route_slot(void **state)
+{
+    /* The C call times out after 50 ms (an optional call: 200 with its fallback) but sleeps on for 600 ms on
+     * its pool thread; the route (concurrency 1, no queue) stays full until it ends. */
+    e2e_response res;
+    json_t *v = request_json("GET", "/web/abandon?ms=600", NULL, NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_string_equal(json_string_value(v), "late"); /* the only call gave its fallback */
+    json_decref(v);
+    e2e_response_release(&res);
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/web/abandon?ms=0", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 429);
+    e2e_response_release(&res);
+    usleep(800000); /* the abandoned call has ended: the slot is back */
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/web/abandon?ms=0", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    e2e_response_release(&res);
+}
+
+static void test_call_headers_the_gateway_sets_are_refused(void **state)
+{
+    e2e_server bad;
+    e2e_init(&bad);
+    e2e_write(&bad, "gateway.json",
+              "{\"functions\": {}, \"upstreams\": {\"u\": {\"url\": \"http://127.0.0.1:9\", \"headers\": "
+              "{\"Host\": \"x\"}}},\n \"frontends\": [\"web.json\"]}\n");
+    e2e_write(&bad, "web.json",
+              "{\"name\": \"web\", \"routes\": [{\"path\": \"/a\", \"steps\": [{\"name\": \"a\", \"upstream\": "
+              "\"u\", \"headers\": {\"Content-Length\": \"5\", \"x-ok\": \"1\"}}]}]}\n");
+    char config[400];
+    snprintf(config, sizeof(config), "%s/gateway.json", bad.dir);
+    const char *const args[] = {"--check", config, NULL};
+    char *out = NULL;
+    assert_int_equal(e2e_run(args, &out), 1);
+    assert_non_null(strstr(out, "gateway.json: upstreams.u.headers.Host: is set by the gateway itself"));
+    assert_non_null(strstr(out, "web.json: routes[0].steps[0].headers.Content-Length: is set by the gateway itself"));
+    assert_null(strstr(out, "x-ok"));
+    free(out);
+    e2e_cleanup(&bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +797,9 @@ int main(void)
         cmocka_unit_test(test_route_cache_by_path_and_query),
         cmocka_unit_test(test_claims_map_into_calls_and_the_cache_is_per_user),
         cmocka_unit_test(test_identical_gets_collapse_into_one_request),
+        cmocka_unit_test(test_connect_failing_at_once_is_a_clean_error),
+        cmocka_unit_test(test_abandoned_c_call_keeps_the_route_slot),
+        cmocka_unit_test(test_call_headers_the_gateway_sets_are_refused),
         cmocka_unit_test(test_upstream_calls_are_in_the_metrics), /* last: counts what the others did */
     };
     return cmocka_run_group_tests_name("e2e/compose", tests, group_setup, group_teardown);
