@@ -2,15 +2,19 @@
 #include "plan.h"
 
 #include <ctype.h>
+#include <openssl/err.h>
+#include <openssl/x509_vfy.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../functions/fn_buf.h"
 
 static const char *const upstream_keys[] = {
-    "url", "timeout_ms", "max_connections", "keepalive_ms", "max_body_bytes", "headers", "cache", "collapse", NULL};
+    "url",     "timeout_ms", "max_connections", "keepalive_ms", "max_body_bytes",
+    "headers", "cache",      "collapse",        "ca_file",      NULL};
 static const char *const function_call_keys[] = {"name",     "function", "input", "timeout_ms",
                                                  "optional", "fallback", NULL};
 static const char *const upstream_call_keys[] = {"name", "upstream",   "method",   "path",     "query", "headers",
@@ -51,14 +55,24 @@ static char *lower_dup(const char *s)
 
 /* ---- upstreams ---- */
 
+/* Whether the file holds at least one PEM certificate OpenSSL can load as a trust anchor. */
+static int pem_certificates(const char *path)
+{
+    X509_STORE *store = X509_STORE_new();
+    ERR_set_mark();
+    int ok = store != NULL && X509_STORE_load_locations(store, path, NULL) == 1;
+    ERR_pop_to_mark();
+    X509_STORE_free(store);
+    return ok;
+}
+
 /* "http://host[:port][/path]": fills host, port and base path. Returns NULL or a reason. */
 static const char *parse_url(const char *url, bff_upstream *u)
 {
-    if (strncmp(url, "https://", 8) == 0)
-        return "https upstreams are not supported yet (use http:// inside the cluster, or a TLS sidecar)";
-    if (strncmp(url, "http://", 7) != 0)
-        return "must be an http:// URL such as \"http://users.internal:8080/api\"";
-    const char *host = url + 7, *end = host;
+    u->https = strncmp(url, "https://", 8) == 0;
+    if (!u->https && strncmp(url, "http://", 7) != 0)
+        return "must be an http:// or https:// URL such as \"http://users.internal:8080/api\"";
+    const char *host = url + (u->https ? 8 : 7), *end = host;
     if (*host == '[') {
         end = strchr(host, ']');
         if (end == NULL)
@@ -70,7 +84,7 @@ static const char *parse_url(const char *url, bff_upstream *u)
     }
     if (end == host)
         return "has no host";
-    unsigned long port = 80;
+    unsigned long port = u->https ? 443 : 80;
     const char *rest = end;
     if (*rest == ':') {
         char *stop;
@@ -142,6 +156,7 @@ static void upstream_release(bff_upstream *u)
     free(u->header_names);
     free(u->header_values);
     bff_cache_free(u->cache);
+    free(u->ca_file);
 }
 
 int bff_upstreams_load(json_t *def, const char *file, bff_upstream **out, size_t *n, cfg_errors *errs)
@@ -201,6 +216,17 @@ int bff_upstreams_load(json_t *def, const char *file, bff_upstream **out, size_t
             load_upstream_headers(up, headers, file, p, errs);
         }
         cfg_get_bool(errs, file, path, u, "collapse", &up->collapse);
+        const char *ca = NULL;
+        if (cfg_get_string(errs, file, path, u, "ca_file", 0, &ca) == 1) {
+            cfg_path_key(p, sizeof(p), path, "ca_file");
+            up->ca_file = cfg_resolve_path(file, ca);
+            if (!up->https)
+                cfg_error(errs, file, p, "belongs to an https:// upstream");
+            else if (up->ca_file == NULL || access(up->ca_file, R_OK) != 0)
+                cfg_error(errs, file, p, "cannot read %s", up->ca_file != NULL ? up->ca_file : ca);
+            else if (!pem_certificates(up->ca_file))
+                cfg_error(errs, file, p, "%s holds no PEM certificate", up->ca_file);
+        }
         bff_cache_config cache;
         if (bff_cache_config_load(u, file, path, &cache, errs) == 1 && (up->cache = bff_cache_new(&cache)) == NULL)
             cfg_error(errs, file, path, "out of memory");

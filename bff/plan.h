@@ -18,7 +18,7 @@
  *             "keepalive_ms": 30000, "max_body_bytes": 1048576, "headers": {"x-api-key": "..."},
  *             "cache": {"ttl_ms": 5000, "max_entries": 10000, "max_bytes": 16777216, "per_user": true},
  *             "collapse": true}
- * Calls to it go to url's host and port; their paths are appended to url's path.
+ * Calls to it go to url's host and port (http:// or https://); their paths are appended to url's path.
  *
  * A composed route has "steps" instead of "function": each step is one call (an object) or a
  * parallel group (a list of calls). Steps run in order; the calls of a group run concurrently.
@@ -32,8 +32,10 @@
 
 typedef struct bff_upstream {
     char *name;
-    char *host; /* as written in the URL (a name or an address), for connecting and Host */
+    char *host; /* as written in the URL (a name or an address; IPv6 without brackets), for connecting and Host */
     uint16_t port;
+    int https;       /* TLS: the certificate verified against the system's CAs (or ca_file) and the host name */
+    char *ca_file;   /* "ca_file": PEM CA certificates to trust instead of the system's (resolved path), or NULL */
     char *base_path; /* the URL's path without a trailing '/', or "" */
     uint64_t timeout_ms;
     uint64_t max_connections; /* per process: each worker thread gets its share */

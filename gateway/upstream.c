@@ -1,6 +1,8 @@
 /* upstream: HTTP/1.1 calls with h2o's client, per-worker keep-alive pools, connection shares and deadlines. */
 #include "upstream.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,9 @@ typedef struct gw_upstream_pool {
     int has_sockets; /* 0 when keepalive_ms is 0: every call opens its own connection */
     size_t active;   /* connections in use by this worker's calls */
     h2o_linklist_t waiting;
+    h2o_http1client_ctx_t client_ctx; /* the worker's, with this upstream's TLS context */
+    SSL_CTX *ssl;                     /* https: verifies the peer against ca_file or the system's CAs */
+    int https;
     gw_timer kick; /* starts waiting calls after a connection went back to the pool */
     int kicking;   /* on_kick is starting waiting calls (they are in line already) */
     struct gw_worker *w;
@@ -51,11 +56,29 @@ static void try_connect(gw_upstream_call *call);
 
 /* ---- pools ---- */
 
+/* A client TLS context that verifies the server's chain (ca_file, else the system's CAs); h2o checks the name. */
+static SSL_CTX *client_tls(const char *ca_file)
+{
+    SSL_CTX *ssl = SSL_CTX_new(TLS_client_method());
+    if (ssl == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    int ok = ca_file != NULL ? SSL_CTX_load_verify_locations(ssl, ca_file, NULL) == 1
+                             : SSL_CTX_set_default_verify_paths(ssl) == 1;
+    if (!ok) {
+        ERR_clear_error();
+        SSL_CTX_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
 static gw_upstream_pool *pool_for(struct gw_worker *w, const bff_upstream *up)
 {
-    char key[512];
-    snprintf(key, sizeof(key), "%s\n%s\n%u\n%llu", up->name, up->host, (unsigned)up->port,
-             (unsigned long long)up->keepalive_ms);
+    char key[1024];
+    snprintf(key, sizeof(key), "%s\n%s\n%u\n%llu\n%d\n%s", up->name, up->host, (unsigned)up->port,
+             (unsigned long long)up->keepalive_ms, up->https, up->ca_file != NULL ? up->ca_file : "");
     for (size_t i = 0; i < w->nupstream_pools; ++i) {
         if (strcmp(w->upstream_pools[i]->key, key) == 0)
             return w->upstream_pools[i];
@@ -70,8 +93,16 @@ static gw_upstream_pool *pool_for(struct gw_worker *w, const bff_upstream *up)
     }
     pool->w = w;
     h2o_linklist_init_anchor(&pool->waiting);
+    pool->client_ctx = w->ctx.proxy.client_ctx;
+    pool->https = up->https;
+    if (up->https && (pool->ssl = client_tls(up->ca_file)) == NULL) {
+        free(pool->key);
+        free(pool);
+        return NULL;
+    }
+    pool->client_ctx.ssl_ctx = pool->ssl;
     if (up->keepalive_ms > 0) {
-        h2o_socketpool_init_by_hostport(&pool->sockets, h2o_iovec_init(up->host, strlen(up->host)), up->port, 0,
+        h2o_socketpool_init_by_hostport(&pool->sockets, h2o_iovec_init(up->host, strlen(up->host)), up->port, up->https,
                                         (size_t)up->max_connections);
         h2o_socketpool_set_timeout(&pool->sockets, w->ctx.loop, up->keepalive_ms);
         pool->has_sockets = 1;
@@ -119,6 +150,8 @@ void gw_upstreams_dispose(struct gw_worker *w)
         gw_timer_stop(&pool->kick);
         if (pool->has_sockets)
             h2o_socketpool_dispose(&pool->sockets);
+        if (pool->ssl != NULL)
+            SSL_CTX_free(pool->ssl);
         free(pool->key);
         free(pool);
     }
@@ -272,13 +305,13 @@ static void try_connect(gw_upstream_call *call)
     ++pool->active;
     call->status = 0;
     call->content_type = h2o_iovec_init(NULL, 0);
-    h2o_http1client_ctx_t *ctx = &call->w->ctx.proxy.client_ctx;
+    h2o_http1client_ctx_t *ctx = &pool->client_ctx;
     if (pool->has_sockets)
         h2o_http1client_connect_with_pool(&call->client, call, ctx, &pool->sockets, on_connect);
     else
         h2o_http1client_connect(&call->client, call, ctx,
                                 h2o_iovec_init(call->upstream->host, strlen(call->upstream->host)),
-                                call->upstream->port, 0, on_connect);
+                                call->upstream->port, pool->https, on_connect);
 }
 
 static void on_deadline(gw_timer *timer)
@@ -318,7 +351,7 @@ static char *build_head(const gw_upstream_request *req, size_t *len)
     int n = snprintf(head, cap, "%s %s%.*s HTTP/1.1\r\nhost: %s%s%s", req->method, up->base_path, (int)req->target.len,
                      req->target.base, v6 ? "[" : "", up->host, v6 ? "]" : "");
     size_t at = (size_t)n;
-    if (up->port != 80)
+    if (up->port != (up->https ? 443 : 80))
         at += (size_t)snprintf(head + at, cap - at, ":%u", (unsigned)up->port);
     at += (size_t)snprintf(head + at, cap - at, "\r\n");
     int has_body = req->body.len > 0;

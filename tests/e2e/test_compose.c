@@ -24,6 +24,7 @@
 #define FN_DEPTH_LEVELS 4 /* FN_SUBCALL_DEPTH_MAX: the route's invocation (depth 0) and three nested calls */
 
 static e2e_server srv;
+static e2e_server tls_up; /* a second bffgate serving HTTPS: the TLS upstream */
 static e2e_upstream *up;
 
 static const char gateway_fmt[] =
@@ -41,7 +42,9 @@ static const char gateway_fmt[] =
     "               \"collapsing\": {\"url\": \"http://127.0.0.1:%d\", \"collapse\": true},\n"
     /* connect() fails at once (a broadcast address): h2o reports it inside the call's start */
     "               \"bad\": {\"url\": \"http://255.255.255.255:80\", \"collapse\": true},\n"
-    "               \"bad_nopool\": {\"url\": \"http://255.255.255.255:80\", \"keepalive_ms\": 0}},\n"
+    "               \"bad_nopool\": {\"url\": \"http://255.255.255.255:80\", \"keepalive_ms\": 0},\n"
+    "               \"tls\": {\"url\": \"https://localhost:%d/api\", \"ca_file\": \"%s/ca.pem\"},\n"
+    "               \"tls_untrusted\": {\"url\": \"https://localhost:%d/api\"}},\n"
     " \"frontends\": [\"web.json\", \"mobile.json\", \"secure.json\"]}\n";
 
 /* Claims mapped into a call, and a route cache kept apart per user. */
@@ -105,6 +108,9 @@ static const char web_json[] =
     "  {\"path\": \"/abandon\", \"concurrency\": 1, \"queue_max\": 0, \"steps\": [{\"name\": \"s\", \"function\": "
     "\"sleepy\",\n"
     "     \"timeout_ms\": 50, \"optional\": true, \"fallback\": \"late\"}]},\n"
+    "  {\"path\": \"/tls\", \"steps\": [{\"name\": \"t\", \"upstream\": \"tls\", \"path\": \"/hello\"}]},\n"
+    "  {\"path\": \"/tls-untrusted\", \"steps\": [{\"name\": \"t\", \"upstream\": \"tls_untrusted\", \"path\": "
+    "\"/hello\"}]},\n"
     "  {\"path\": \"/cached-upstream\", \"steps\": [{\"name\": \"c\", \"upstream\": \"cached\", \"path\": "
     "\"/json/cu\"}]},\n"
     "  {\"path\": \"/cached-route\", \"cache\": {\"ttl_ms\": 400}, \"steps\": [{\"name\": \"c\", \"upstream\": "
@@ -172,17 +178,43 @@ static const char badfetch_lua[] =
     "  return { a = r[1].error }\n"
     "end }\n";
 
+/* A CA and a certificate for "localhost" signed by it, then a bffgate serving HTTPS with it. */
+static int start_tls_upstream(void)
+{
+    e2e_init(&tls_up);
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && printf 'subjectAltName=DNS:localhost\\n' > san.ext && "
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=bffgate test CA' "
+             "2>/dev/null && "
+             "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=localhost' 2>/dev/null && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 "
+             "-extfile san.ext 2>/dev/null",
+             tls_up.dir);
+    if (system(cmd) != 0)
+        return -1;
+    e2e_write(&tls_up, "gateway.json",
+              "{\"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@, \"tls\": {\"certificate\": "
+              "\"srv.pem\", \"key\": \"srv.key\"}}]},\n"
+              " \"functions\": {\"hello\": {\"lua\": \"hello.lua\"}}, \"frontends\": [\"api.json\"]}\n");
+    e2e_write(&tls_up, "api.json",
+              "{\"name\": \"api\", \"match\": {\"path_prefix\": \"/api\"}, \"routes\": [{\"path\": \"/hello\", "
+              "\"function\": \"hello\"}]}\n");
+    e2e_write(&tls_up, "hello.lua", "return { handler = function(event, ctx) return { secure = true } end }\n");
+    return e2e_start(&tls_up, NULL);
+}
+
 static int group_setup(void **state)
 {
     curl_global_init(CURL_GLOBAL_ALL);
     up = e2e_upstream_start();
-    if (up == NULL)
+    if (up == NULL || start_tls_upstream() != 0)
         return -1;
     e2e_init(&srv);
     e2e_pick_port(&srv);
     char gateway[4096];
     int port = e2e_upstream_port(up);
-    snprintf(gateway, sizeof(gateway), gateway_fmt, port, port, port, port);
+    snprintf(gateway, sizeof(gateway), gateway_fmt, port, port, port, port, tls_up.port, tls_up.dir, tls_up.port);
     setenv("BFFGATE_COMPOSE_SECRET", COMPOSE_SECRET, 1);
     e2e_write(&srv, "secure.json", secure_json);
     e2e_write(&srv, "gateway.json", gateway);
@@ -208,6 +240,8 @@ static int group_teardown(void **state)
 {
     int rc = e2e_stop(&srv, SIGTERM);
     e2e_cleanup(&srv);
+    e2e_stop(&tls_up, SIGTERM);
+    e2e_cleanup(&tls_up);
     e2e_upstream_stop(up);
     curl_global_cleanup();
     return rc == 0 ? 0 : -1;
@@ -777,6 +811,23 @@ static void test_call_headers_the_gateway_sets_are_refused(void **state)
     e2e_cleanup(&bad);
 }
 
+static void test_https_upstream_with_its_own_ca(void **state)
+{
+    e2e_response res;
+    json_t *v = request_json("GET", "/web/tls", NULL, NULL, &res);
+    if (res.status != 200)
+        fail_msg("status %ld: %s", res.status, res.body);
+    assert_true(json_is_true(json_object_get(v, "secure")));
+    json_decref(v);
+    e2e_response_release(&res);
+    /* The same server without its CA among the trusted ones: the certificate is refused. */
+    v = request_json("GET", "/web/tls-untrusted", NULL, NULL, &res);
+    assert_int_equal(res.status, 502);
+    assert_string_equal(json_string_value(json_object_get(v, "error")), "call \"t\" failed: unreachable");
+    json_decref(v);
+    e2e_response_release(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -798,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_claims_map_into_calls_and_the_cache_is_per_user),
         cmocka_unit_test(test_identical_gets_collapse_into_one_request),
         cmocka_unit_test(test_connect_failing_at_once_is_a_clean_error),
+        cmocka_unit_test(test_https_upstream_with_its_own_ca),
         cmocka_unit_test(test_abandoned_c_call_keeps_the_route_slot),
         cmocka_unit_test(test_call_headers_the_gateway_sets_are_refused),
         cmocka_unit_test(test_upstream_calls_are_in_the_metrics), /* last: counts what the others did */

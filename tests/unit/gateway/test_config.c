@@ -608,7 +608,7 @@ static const char compose_gateway[] =
     "{ \"server\": { \"threads\": 2 },\n"
     "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
     "  \"upstreams\": { \"users\": { \"url\": \"http://127.0.0.1:9/api/\", \"max_connections\": 8 },\n"
-    "                   \"secure\": { \"url\": \"https://id.example\" },\n"
+    "                   \"secure\": { \"url\": \"https://id.example\", \"ca_file\": \"nothing.pem\" },\n"
     "                   \"odd\": { \"url\": \"http://:80\", \"retries\": 3 } },\n"
     "  \"frontends\": [\"frontends/*.json\"] }\n";
 
@@ -634,8 +634,7 @@ static void test_composition_config_errors(void **state)
     loaded l;
     load_fails(&l);
     static const char *const want[] = {
-        "gateway.json: upstreams.secure.url: https upstreams are not supported yet (use http:// inside the cluster, "
-        "or a TLS sidecar)",
+        "gateway.json: upstreams.secure.ca_file: cannot read nothing.pem",
         "gateway.json: upstreams.odd.retries: unknown key \"retries\"",
         "gateway.json: upstreams.odd.url: has no host",
         "frontends/web.json: routes[0].steps: must be a non-empty list of calls and parallel groups (lists of calls)",
