@@ -13,6 +13,7 @@ BFFGATE_PACKAGES=(
   chromium # e2e/status_page renders the admin status page in headless Chromium
   openssl curl python3
   prometheus
+  wrk # bench/compare_smoke runs the benchmark command briefly
 )
 
 bffgate_install_missing() {
