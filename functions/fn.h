@@ -137,6 +137,8 @@ struct fn_host {
 typedef struct fn_call {
     const bfg_event *event;
     const json_t *json;   /* the decoded JSON body, or NULL */
+    int body_is_json;     /* without json: event->body is JSON text; runtimes that decode it answer -EBADMSG
+                             (error: where it is invalid) when it is not JSON after all */
     const json_t *claims; /* the verified JWT claims (an object), or NULL */
     unsigned thread;      /* the calling worker thread's index, < the function's nthreads */
     fn_limits limits;

@@ -503,7 +503,7 @@ int fn_lua_encode_json(lua_State *L, int idx, fn_buf *out, char *err, size_t cap
 /* ---- decoding ---- */
 
 /* Pushes the array metatable, creating it on first use. May raise (out of memory). */
-static void push_array_metatable(lua_State *L)
+void fn_lua_push_array_metatable(lua_State *L)
 {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &array_metatable_key) == LUA_TTABLE)
         return;
@@ -593,7 +593,7 @@ int fn_lua_push_json(lua_State *L, const json_t *value, char *err, size_t cap)
         return walk_fail(&w, 0, "no JSON value");
     if (!lua_checkstack(L, 2))
         return walk_fail(&w, 0, "Lua stack overflow");
-    push_array_metatable(L);
+    fn_lua_push_array_metatable(L);
     w.array_mt_index = top + 1;
     /* jansson's iteration API takes non-const pointers; the walk only reads. */
     if (push_value(&w, (json_t *)value, 0) != 0) {
@@ -642,41 +642,14 @@ static int lib_encode(lua_State *L)
     return 1;
 }
 
-typedef struct decode_call {
-    json_t *value;
-    int rc;
-    char err[256];
-} decode_call;
-
-static int push_decoded(lua_State *L)
-{
-    decode_call *call = lua_touserdata(L, 1);
-    call->rc = fn_lua_push_json(L, call->value, call->err, sizeof call->err);
-    return call->rc == 0 ? 1 : 0;
-}
-
-/* json.decode(s): the jansson value is freed before any error is raised, so pushing it runs in a pcall. */
+/* json.decode(s): built straight from the text; memory errors raise as usual (the values are Lua's). */
 static int lib_decode(lua_State *L)
 {
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
-    /* jansson allocates outside the Lua allocator, up to tens of bytes per byte of text ([[],[],...]):
-     * the text may take a thirty-second of what the invocation may still allocate. */
-    size_t budget = json_budget != NULL ? json_budget(L) : SIZE_MAX;
-    if (len > budget / 32)
-        return luaL_error(L, "json.decode: %zu bytes of JSON text is too much for the memory limit", len);
-    json_error_t jerr;
-    decode_call call = {.value = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)};
-    if (call.value == NULL)
-        return luaL_error(L, "json.decode: %s at line %d, column %d", jerr.text, jerr.line, jerr.column);
-    lua_pushcfunction(L, push_decoded);
-    lua_pushlightuserdata(L, &call);
-    int status = lua_pcall(L, 1, 1, 0);
-    json_decref(call.value);
-    if (status != LUA_OK)
-        return lua_error(L);
-    if (call.rc != 0)
-        return luaL_error(L, "json.decode: %s", call.err);
+    char err[256];
+    if (fn_json_parse(L, text, len, 1, err, sizeof err) != 0)
+        return luaL_error(L, "json.decode: %s", err);
     return 1;
 }
 
@@ -690,7 +663,7 @@ static int lib_array(lua_State *L)
         luaL_checktype(L, 1, LUA_TTABLE);
         lua_settop(L, 1);
     }
-    push_array_metatable(L);
+    fn_lua_push_array_metatable(L);
     lua_setmetatable(L, 1);
     return 1;
 }
@@ -716,7 +689,7 @@ void fn_lua_json_open(lua_State *L)
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
 
-    push_array_metatable(L);
+    fn_lua_push_array_metatable(L);
     lua_pop(L, 1);
     lua_setglobal(L, "json");
 }

@@ -31,6 +31,7 @@
  */
 
 #define FN_JSON_MAX_DEPTH 128
+#define FN_JSON_MAX_DEPTH_TEXT "128"
 
 /* Registers the global table `json` (encode, decode, null, array) and the array metatable in L.
  * json.encode(v) -> string, or raises an error; json.decode(s) -> value, or raises an error. */
@@ -50,6 +51,16 @@ int fn_lua_encode_json(lua_State *L, int idx, fn_buf *out, char *err, size_t cap
 void fn_lua_json_set_budget(size_t (*budget)(lua_State *L));
 /* Error messages of the encoder start with this when the budget was the reason. */
 #define FN_JSON_OVER_BUDGET "the JSON text would pass the memory limit"
+
+/*
+ * Parses JSON text (any value at the top; "\u0000" only with allow_nul; integers must fit int64). With L,
+ * pushes the Lua value (the mapping above) built straight from the text; without, only checks it.
+ * Returns 0, or -1 with err "line L, column C: reason" (nothing pushed). With L, memory errors raise: run
+ * it in protected mode.
+ */
+int fn_json_parse(lua_State *L, const char *text, size_t len, int allow_nul, char *err, size_t cap);
+/* Pushes the shared array metatable (decoded arrays carry it). May raise (out of memory). */
+void fn_lua_push_array_metatable(lua_State *L);
 
 /* Pushes json.null. */
 void fn_lua_push_null(lua_State *L);

@@ -94,6 +94,7 @@ struct lua_invocation {
     void *timer;         /* the host timer of a pending ctx.sleep */
     fn_lua_batch *batch; /* ctx.call/fetch/all: the calls being made (allocated on first use) */
     int calling;         /* set by ctx.call/fetch/all before they yield */
+    int bad_body;        /* the request's JSON body turned out invalid while building the event */
     void *batch_handle;  /* the host's handle while the calls run */
     fn_done_cb done;
     void *data;
@@ -625,6 +626,12 @@ static int build_arguments(lua_State *L)
         if (fn_lua_push_json(L, inv->call->json, err, sizeof(err)) != 0)
             return luaL_error(L, "cannot convert the request JSON: %s", err);
         lua_setfield(L, -2, "json");
+    } else if (inv->call->body_is_json) { /* straight from the text: no intermediate tree */
+        if (fn_json_parse(L, ev->body.ptr, ev->body.len, 0, err, sizeof(err)) != 0) {
+            inv->bad_body = 1; /* the client's mistake, not the function's */
+            return luaL_error(L, "invalid JSON body: %s", err);
+        }
+        lua_setfield(L, -2, "json");
     }
     if (inv->call->claims != NULL) {
         if (fn_lua_push_json(L, inv->call->claims, err, sizeof(err)) != 0)
@@ -981,6 +988,8 @@ static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_
     lua_rawgeti(inv->co, LUA_REGISTRYINDEX, w->handler_ref);
     lua_pushcfunction(inv->co, build_arguments);
     int built = lua_pcall(inv->co, 0, 2, 0);
+    if (built != LUA_OK && inv->bad_body)
+        return fail(inv, -EBADMSG, 0, "%s", lua_tostring(inv->co, -1)); /* the state is intact */
     if (built != LUA_OK)
         return fail(inv, built == LUA_ERRMEM ? -ENOMEM : -EINVAL, 1, "%s", lua_tostring(inv->co, -1));
     int rc = step(inv, 2);

@@ -21,7 +21,6 @@ struct gw_call {
     fn_response res;
     bfg_event ev;
     char *input_text;
-    json_t *input;
     gw_timer timer; /* the function's own timeout, as a backstop to the runtime's */
     int status_is_result;
     int settled; /* the callback ran or the call was cancelled; only an abandoned C call keeps it alive */
@@ -75,7 +74,6 @@ static void call_free(gw_call *call)
     gw_timer_stop(&call->timer);
     fn_buf_release(&call->cache_key);
     fn_response_release(&call->res);
-    json_decref(call->input);
     free(call->input_text);
     free(call);
 }
@@ -228,20 +226,18 @@ static gw_call *start_function(gw_call *call, const gw_call_spec *spec, const gw
 {
     const fn_call *route = origin->call;
     call->ev = *route->event;
-    const json_t *input = route->json;
-    if (spec->input != NULL) {
-        call->input = json_incref((json_t *)spec->input);
-        call->input_text = strdup(spec->input_text != NULL ? spec->input_text : "null");
+    call->fcall = *route; /* without input: the route's own body, however the route gives it */
+    if (spec->input_text != NULL) {
+        call->input_text = strdup(spec->input_text);
         if (call->input_text == NULL) {
             deliver_failure(call, 0, 0, "out of memory", NULL);
             return NULL;
         }
         call->ev.body = (bfg_str){call->input_text, strlen(call->input_text)};
-        input = call->input;
+        call->fcall.json = NULL;
+        call->fcall.body_is_json = 1; /* JSON text the gateway made: the runtime decodes it */
     }
-    call->fcall = *route;
     call->fcall.event = &call->ev;
-    call->fcall.json = input;
     call->fcall.limits.timeout_ms = spec->timeout_ms;
     call->fcall.start_ns = fn_now_ns();
     call->fcall.released = on_fn_released;

@@ -47,8 +47,7 @@ typedef struct gw_call_spec {
     bff_call_kind kind;
     /* functions */
     fn_function *fn;
-    const json_t *input;    /* event.json; NULL: the route's own body */
-    const char *input_text; /* event.body when input is given (its JSON text) */
+    const char *input_text; /* its JSON body (event.body, decoded as event.json); NULL: the route's own */
     /* upstreams */
     const bff_upstream *upstream;
     const char *method;

@@ -322,7 +322,6 @@ static void start_function(call_run *r, uint64_t timeout_ms)
             call_failed(r, 0, "bad input", input == NULL ? err : "out of memory");
             return;
         }
-        spec.input = input;
         spec.input_text = text;
     }
     r->state = CALL_RUNNING;

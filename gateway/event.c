@@ -1,6 +1,8 @@
 /* event: builds the function event from the h2o request (decoding, query parsing, JSON bodies). */
 #include "event.h"
 
+#include "../functions/lua_json.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +91,7 @@ static int is_json_request(h2o_req_t *req)
 }
 
 int gw_event_build(h2o_req_t *req, bfg_str id, const bff_frontend *fe, const bff_route_match *m, bfg_event *ev,
-                   json_t **json, char *err, size_t cap)
+                   int check, int *is_json, char *err, size_t cap)
 {
     const bff_route *route = m->value;
     memset(ev, 0, sizeof(*ev));
@@ -121,16 +123,25 @@ int gw_event_build(h2o_req_t *req, bfg_str id, const bff_frontend *fe, const bff
     ev->headers = headers;
     ev->nheaders = req->headers.size;
 
-    *json = NULL;
+    *is_json = 0;
     if (req->entity.len > 0 && is_json_request(req)) {
-        json_error_t jerr;
-        *json = json_loadb(req->entity.base, req->entity.len, JSON_DECODE_ANY, &jerr);
-        if (*json == NULL) {
-            snprintf(err, cap, "invalid JSON body: line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        char why[200];
+        if (check && fn_json_parse(NULL, req->entity.base, req->entity.len, 0, why, sizeof(why)) != 0) {
+            snprintf(err, cap, "invalid JSON body: %s", why);
             return -1;
         }
+        *is_json = 1;
     }
     return 0;
+}
+
+json_t *gw_event_json(const bfg_event *ev, char *err, size_t cap)
+{
+    json_error_t jerr;
+    json_t *v = json_loadb(ev->body.ptr, ev->body.len, JSON_DECODE_ANY, &jerr);
+    if (v == NULL)
+        snprintf(err, cap, "invalid JSON body: line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+    return v;
 }
 
 /* A JSON string of the bytes, or null when they are not UTF-8 (JSON text must be). */

@@ -11,11 +11,15 @@
  * Fills *ev from the request and its route match: path parameters and query percent-decoded
  * ('+' is a space in the query), headers as h2o has them (lower-case names). Arrays and decoded
  * strings live in the request pool; `id`, the frontend and route strings must outlive the event.
- * A JSON body (Content-Type application/json or *+json) is decoded into *json (caller decrefs).
- * Returns 0, or -1 with err set when the JSON body is invalid (the client's 400).
+ * A JSON body (Content-Type application/json or *+json) sets *is_json; with `check` it is also checked
+ * here (one pass, nothing allocated). Runtimes decode it themselves (Lua straight into tables) and jansson
+ * only where a jansson value is needed (gw_event_json). Returns 0, or -1 with err set when a checked JSON
+ * body is invalid (the client's 400).
  */
 int gw_event_build(h2o_req_t *req, bfg_str id, const bff_frontend *fe, const bff_route_match *m, bfg_event *ev,
-                   json_t **json, char *err, size_t cap);
+                   int check, int *is_json, char *err, size_t cap);
+/* The event's JSON body as a jansson value (a new reference), or NULL with err saying where it is invalid. */
+json_t *gw_event_json(const bfg_event *ev, char *err, size_t cap);
 
 /*
  * The "request" object of a composition context, from the event: {"method", "path", "params": {name:

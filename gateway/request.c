@@ -454,7 +454,7 @@ static void on_done(void *data, int rc)
 {
     gw_request *gr = data;
     gr->task = NULL;
-    if (gr->route->fn != NULL) /* a composed route's calls are logged by the composition */
+    if (gr->route->fn != NULL && rc != -EBADMSG) /* composed routes' calls are logged by the composition */
         report(gr, rc);
     if (rc == 0 && gr->res.pending_release && gr->holds_slot) {
         /* Work the invocation started still runs (an abandoned C call): its slot goes when on_released says. */
@@ -472,6 +472,9 @@ static void on_done(void *data, int rc)
         event(gr, GW_EV_TIMEOUT);
         log_decision(gr, FN_LOG_WARN, "timeout", gr->res.error);
         answer_error(gr, 504, "the route did not finish before its timeout", "timeout_ms");
+    } else if (rc == -EBADMSG) { /* a JSON body decoded by the runtime itself, found invalid there */
+        log_decision(gr, FN_LOG_DEBUG, "bad_request", gr->res.error);
+        answer_error(gr, 400, gr->res.error, NULL);
     } else if (rc == -ENOMEM) {
         event(gr, GW_EV_MEMORY_LIMIT);
         log_decision(gr, FN_LOG_WARN, "memory_limit", gr->res.error);
@@ -507,6 +510,10 @@ static void on_released(void *data)
 /* A composed route: its plan, with the request as the context's "request". */
 static int start_composition(gw_request *gr)
 {
+    /* A composition reads the body through jansson (its context), once per request. */
+    if (gr->call.body_is_json && gr->json == NULL &&
+        (gr->json = gw_event_json(&gr->ev, gr->res.error, sizeof(gr->res.error))) == NULL)
+        return -EBADMSG;
     if (gr->context == NULL && (gr->context = gw_event_context(&gr->ev, gr->json, gr->claims)) == NULL) {
         snprintf(gr->res.error, sizeof(gr->res.error), "out of memory");
         return -ENOMEM;
@@ -650,7 +657,10 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
         return;
 
     char err[320];
-    if (gw_event_build(req, (bfg_str){gr->id, gr->id_len}, fe, m, &gr->ev, &gr->json, err, sizeof(err)) != 0) {
+    /* A JSON body is checked here for C functions; Lua and compositions decode it once, later, and answer
+     * 400 from there if it is invalid (one pass over the text instead of two). */
+    int is_json = 0, check = gr->route->fn != NULL && gr->route->fn->kind == FN_KIND_C;
+    if (gw_event_build(req, (bfg_str){gr->id, gr->id_len}, fe, m, &gr->ev, check, &is_json, err, sizeof(err)) != 0) {
         answer_error(gr, 400, err, NULL);
         return;
     }
@@ -660,7 +670,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     gw_call_trace_context(w, tp >= 0 ? req->headers.entries[tp].value : h2o_iovec_init(NULL, 0), gr->scope.trace_id,
                           gr->scope.trace_flags);
     gr->call = (fn_call){.event = &gr->ev,
-                         .json = gr->json,
+                         .body_is_json = is_json,
                          .claims = gr->claims,
                          .thread = w->index,
                          .limits = {limits->timeout_ms, limits->memory_mb << 20},

@@ -110,7 +110,6 @@ static void start_item(subcall_item *item, const fn_call *call, const fn_subcall
     gw_call_origin origin = {call, h2o_iovec_init(call->event->request_id.ptr, call->event->request_id.len),
                              scope->trace_id, scope->trace_flags};
     gw_call_spec spec = {0};
-    json_t *input = NULL;
     if (left_ms == 0) {
         fail_item(item, "timeout%s", "");
         return;
@@ -122,12 +121,7 @@ static void start_item(subcall_item *item, const fn_call *call, const fn_subcall
             fail_item(item, "no function \"%s\" in the config", sc->target);
             return;
         }
-        if (sc->body != NULL) {
-            json_error_t jerr;
-            input = json_loads(sc->body, JSON_DECODE_ANY, &jerr);
-            spec.input = input;
-            spec.input_text = sc->body;
-        }
+        spec.input_text = sc->body; /* JSON text encoded by the caller's runtime */
         spec.timeout_ms = sc->timeout_ms != 0 && sc->timeout_ms < left_ms ? sc->timeout_ms : left_ms;
     } else {
         spec.kind = BFF_CALL_UPSTREAM;
@@ -152,7 +146,6 @@ static void start_item(subcall_item *item, const fn_call *call, const fn_subcall
         return;
     }
     item->call = gw_call_start(b->w, &spec, &origin, on_call_done, on_released, item);
-    json_decref(input);
 }
 
 void *gw_subcalls_start(struct gw_worker *w, const fn_call *call, const fn_subcall *calls, fn_subcall_result *results,
