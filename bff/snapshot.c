@@ -623,6 +623,8 @@ int bff_snapshot_build(json_t *root, const char *file, const bff_snapshot_option
         return -1;
     }
     snap->version = atomic_fetch_add(&snapshot_versions, 1) + 1;
+    snap->version_len =
+        (size_t)snprintf(snap->version_text, sizeof(snap->version_text), "%llu", (unsigned long long)snap->version);
     *out = snap;
     return 0;
 }

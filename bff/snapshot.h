@@ -88,7 +88,9 @@ typedef struct bff_snapshot_function {
 
 typedef struct bff_snapshot {
     atomic_uint refs;
-    uint64_t version; /* increases with each build in this process */
+    uint64_t version;      /* increases with each build in this process */
+    char version_text[24]; /* the same in decimal (the x-bffgate-config header) */
+    size_t version_len;
     bff_limits defaults;
     bff_frontend *frontends;
     size_t nfrontends;

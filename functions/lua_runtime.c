@@ -43,6 +43,8 @@ typedef struct lua_warm {
     int remaining_ref;
     int sleep_ref;
     int call_ref, fetch_ref, all_ref, encode_ref;
+    int event_mt_ref, ctx_mt_ref; /* see make_prototypes */
+    lua_Integer serial;           /* invocations run on this state (event tables carry theirs) */
     int close_depth;
     lua_invocation *current;
 } lua_warm;
@@ -404,8 +406,11 @@ static void set_global_nil(lua_State *L, const char *name)
 }
 
 /* Opens the allowed libraries and removes everything else. Runs protected (it may raise on OOM). */
+static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn);
+
 static int open_sandbox(lua_State *L)
 {
+    const fn_function *fn = lua_touserdata(L, 1); /* taken before the libraries reshape the stack */
     luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
     luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
@@ -472,6 +477,7 @@ static int open_sandbox(lua_State *L)
     w->all_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushcfunction(L, fn_lua_ctx_encode);
     w->encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    make_prototypes(L, w, fn);
     return 0;
 }
 
@@ -502,7 +508,8 @@ static lua_warm *warm_new(const fn_function *fn, const lua_impl *impl, char *err
     *(lua_warm **)lua_getextraspace(L) = w;
 
     lua_pushcfunction(L, open_sandbox);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    lua_pushlightuserdata(L, (void *)fn);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         snprintf(err, cap, "%s: cannot create a Lua state: %s", fn->path, lua_tostring(L, -1));
         goto Error;
     }
@@ -600,6 +607,86 @@ static void push_multi(lua_State *L, const bfg_pair *pairs, size_t n)
 }
 
 /* Protected: builds (event, ctx) on the stack. Upvalue-free: the invocation is in the warm state. */
+/* The key under which an event table keeps the serial of the invocation it was built for. */
+static const char event_serial_key = 0;
+
+/*
+ * event's __index: pathParameters, query, multiValueQuery, headers and claims are built on first access
+ * (most handlers read one or two of them) and then stored in the event, so later reads are plain. Only for
+ * the invocation the event belongs to: an event kept by the module and read in a later invocation gets nil
+ * (its strings are gone), never the later request's data.
+ */
+static int l_event_index(lua_State *L)
+{
+    lua_warm *w = warm_of(L);
+    lua_invocation *inv = w->current;
+    if (inv == NULL || lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    if (lua_rawgetp(L, 1, &event_serial_key) != LUA_TNUMBER || lua_tointeger(L, -1) != w->serial)
+        return 0;
+    lua_pop(L, 1);
+    const char *key = lua_tostring(L, 2);
+    const bfg_event *ev = inv->call->event;
+    char err[256];
+    if (strcmp(key, "pathParameters") == 0) {
+        push_pairs(L, ev->params, ev->nparams, 0);
+    } else if (strcmp(key, "query") == 0) {
+        push_pairs(L, ev->query, ev->nquery, 0);
+    } else if (strcmp(key, "multiValueQuery") == 0) {
+        push_multi(L, ev->query, ev->nquery);
+    } else if (strcmp(key, "headers") == 0) {
+        push_pairs(L, ev->headers, ev->nheaders, 1);
+    } else if (strcmp(key, "claims") == 0 && inv->call->claims != NULL) {
+        if (fn_lua_push_json(L, inv->call->claims, err, sizeof(err)) != 0)
+            return luaL_error(L, "cannot convert the token's claims: %s", err);
+    } else {
+        return 0;
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+/* Per warm state, once: the event metatable, and ctx's metatable whose __index holds what every ctx of
+ * this function shares (functionName, functionVersion, the functions). Both hide themselves from
+ * getmetatable, so a handler cannot change them for later invocations. */
+static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, l_event_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    w->event_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, fn->name);
+    lua_setfield(L, -2, "functionName");
+    lua_pushstring(L, fn->version);
+    lua_setfield(L, -2, "functionVersion");
+    static const struct {
+        const char *name;
+        size_t offset;
+    } fns[] = {{"getRemainingTimeMs", offsetof(lua_warm, remaining_ref)},
+               {"log", offsetof(lua_warm, log_ref)},
+               {"sleep", offsetof(lua_warm, sleep_ref)},
+               {"call", offsetof(lua_warm, call_ref)},
+               {"fetch", offsetof(lua_warm, fetch_ref)},
+               {"all", offsetof(lua_warm, all_ref)},
+               {"encode", offsetof(lua_warm, encode_ref)}};
+    for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); ++i) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, *(const int *)((const char *)w + fns[i].offset));
+        lua_setfield(L, -2, fns[i].name);
+    }
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    w->ctx_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Protected: builds (event, ctx) on the stack. Upvalue-free: the invocation is in the warm state. */
 static int build_arguments(lua_State *L)
 {
     lua_warm *w = warm_of(L);
@@ -607,21 +694,13 @@ static int build_arguments(lua_State *L)
     const bfg_event *ev = inv->call->event;
     char err[256];
 
-    lua_createtable(L, 0, 12);
+    lua_createtable(L, 0, 8);
     set_string_field(L, "method", ev->method);
     set_string_field(L, "path", ev->path);
     set_string_field(L, "route", ev->route);
     set_string_field(L, "frontend", ev->frontend);
     set_string_field(L, "requestId", ev->request_id);
     set_string_field(L, "body", ev->body);
-    push_pairs(L, ev->params, ev->nparams, 0);
-    lua_setfield(L, -2, "pathParameters");
-    push_pairs(L, ev->query, ev->nquery, 0);
-    lua_setfield(L, -2, "query");
-    push_multi(L, ev->query, ev->nquery);
-    lua_setfield(L, -2, "multiValueQuery");
-    push_pairs(L, ev->headers, ev->nheaders, 1);
-    lua_setfield(L, -2, "headers");
     if (inv->call->json != NULL) {
         if (fn_lua_push_json(L, inv->call->json, err, sizeof(err)) != 0)
             return luaL_error(L, "cannot convert the request JSON: %s", err);
@@ -633,32 +712,15 @@ static int build_arguments(lua_State *L)
         }
         lua_setfield(L, -2, "json");
     }
-    if (inv->call->claims != NULL) {
-        if (fn_lua_push_json(L, inv->call->claims, err, sizeof(err)) != 0)
-            return luaL_error(L, "cannot convert the token's claims: %s", err);
-        lua_setfield(L, -2, "claims");
-    }
+    lua_pushinteger(L, ++w->serial);
+    lua_rawsetp(L, -2, &event_serial_key);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->event_mt_ref);
+    lua_setmetatable(L, -2);
 
-    lua_createtable(L, 0, 11);
+    lua_createtable(L, 0, 1);
     set_string_field(L, "requestId", ev->request_id);
-    lua_pushstring(L, inv->fn->name);
-    lua_setfield(L, -2, "functionName");
-    lua_pushstring(L, inv->fn->version);
-    lua_setfield(L, -2, "functionVersion");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->remaining_ref);
-    lua_setfield(L, -2, "getRemainingTimeMs");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->log_ref);
-    lua_setfield(L, -2, "log");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->sleep_ref);
-    lua_setfield(L, -2, "sleep");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->call_ref);
-    lua_setfield(L, -2, "call");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->fetch_ref);
-    lua_setfield(L, -2, "fetch");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->all_ref);
-    lua_setfield(L, -2, "all");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->encode_ref);
-    lua_setfield(L, -2, "encode");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->ctx_mt_ref);
+    lua_setmetatable(L, -2);
     return 2;
 }
 

@@ -504,3 +504,11 @@ void gw_call_trace_context(struct gw_worker *w, h2o_iovec_t tp, char trace_id[33
     trace_id[32] = '\0';
     flags[2] = '\0';
 }
+
+void gw_scope_trace(struct gw_worker *w, gw_scope *scope)
+{
+    if (scope->trace_ready)
+        return;
+    gw_call_trace_context(w, scope->traceparent, scope->trace_id, scope->trace_flags);
+    scope->trace_ready = 1;
+}

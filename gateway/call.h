@@ -63,9 +63,14 @@ typedef struct gw_call_spec {
  * trace context. Owned by the request. */
 typedef struct gw_scope {
     const struct bff_snapshot *snap;
+    h2o_iovec_t traceparent; /* the client's header (request memory), read on first use */
+    int trace_ready;
     char trace_id[33];
     char trace_flags[3];
 } gw_scope;
+
+/* Fills the scope's trace id and flags on first use (most requests never call anything). */
+void gw_scope_trace(struct gw_worker *w, gw_scope *scope);
 
 /* The host op behind ctx.call, ctx.fetch and ctx.all (fn_host_ops.subcalls_start / subcalls_cancel). */
 void *gw_subcalls_start(struct gw_worker *w, const fn_call *call, const fn_subcall *calls, fn_subcall_result *results,

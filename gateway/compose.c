@@ -483,6 +483,7 @@ int gw_compose_start(struct gw_worker *w, const bff_route *route, const gw_compo
     c->deadline_ns = in->call->start_ns + in->call->limits.timeout_ms * 1000000ULL;
     c->request_id_len = in->request_id.len < sizeof(c->request_id) ? in->request_id.len : sizeof(c->request_id) - 1;
     memcpy(c->request_id, in->request_id.base, c->request_id_len);
+    gw_scope_trace(w, in->scope);
     c->origin = (gw_call_origin){&c->route_call, h2o_iovec_init(c->request_id, c->request_id_len), in->scope->trace_id,
                                  in->scope->trace_flags};
     size_t k = 0;

@@ -31,7 +31,7 @@ typedef struct gw_compose_input {
     const bfg_event *event; /* the route's event: function calls get a copy with their input as body */
     const fn_call *call;    /* thread, limits, start, host, released, claims of the route */
     h2o_iovec_t request_id;
-    const struct gw_scope *scope; /* the request's trace context */
+    struct gw_scope *scope; /* the request's trace context */
 } gw_compose_input;
 
 int gw_compose_start(struct gw_worker *w, const bff_route *route, const gw_compose_input *in, fn_response *res,

@@ -150,9 +150,8 @@ int gw_handle_request(h2o_handler_t *self, h2o_req_t *req)
         gw_send_error(req, 503, "no configuration is loaded", NULL, id);
         return 0;
     }
-    char version[24];
-    int vlen = snprintf(version, sizeof(version), "%llu", (unsigned long long)snap->version);
-    h2o_iovec_t v = h2o_strdup(&req->pool, version, (size_t)vlen);
+    /* Copied: the header must outlive the snapshot, which an unrouted request releases before h2o sends. */
+    h2o_iovec_t v = h2o_strdup(&req->pool, snap->version_text, snap->version_len);
     gw_add_header(req, H2O_STRLIT("x-bffgate-config"), v.base, v.len);
     const char *rest;
     size_t rest_len;

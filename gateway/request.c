@@ -667,8 +667,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     const bff_limits *limits = &gr->route->limits;
     ssize_t tp = h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), -1);
     gr->scope.snap = gr->snap;
-    gw_call_trace_context(w, tp >= 0 ? req->headers.entries[tp].value : h2o_iovec_init(NULL, 0), gr->scope.trace_id,
-                          gr->scope.trace_flags);
+    gr->scope.traceparent = tp >= 0 ? req->headers.entries[tp].value : h2o_iovec_init(NULL, 0);
     gr->call = (fn_call){.event = &gr->ev,
                          .body_is_json = is_json,
                          .claims = gr->claims,

@@ -106,7 +106,8 @@ static const bff_upstream *find_upstream(const bff_snapshot *snap, const char *n
 static void start_item(subcall_item *item, const fn_call *call, const fn_subcall *sc, uint64_t left_ms)
 {
     subcall_batch *b = item->batch;
-    const gw_scope *scope = call->scope;
+    gw_scope *scope = (gw_scope *)call->scope; /* the request's own, handed to functions as const void * */
+    gw_scope_trace(b->w, scope);
     gw_call_origin origin = {call, h2o_iovec_init(call->event->request_id.ptr, call->event->request_id.len),
                              scope->trace_id, scope->trace_flags};
     gw_call_spec spec = {0};
