@@ -44,7 +44,7 @@ typedef struct lua_warm {
     int sleep_ref;
     int call_ref, fetch_ref, all_ref, encode_ref;
     int event_mt_ref, ctx_mt_ref; /* see make_prototypes */
-    lua_Integer serial;           /* invocations run on this state (event tables carry theirs) */
+    int event_slot_ref;           /* registry slot: the running invocation's event table (false between) */
     int close_depth;
     lua_invocation *current;
 } lua_warm;
@@ -607,14 +607,11 @@ static void push_multi(lua_State *L, const bfg_pair *pairs, size_t n)
 }
 
 /* Protected: builds (event, ctx) on the stack. Upvalue-free: the invocation is in the warm state. */
-/* The key under which an event table keeps the serial of the invocation it was built for. */
-static const char event_serial_key = 0;
-
 /*
  * event's __index: pathParameters, query, multiValueQuery, headers and claims are built on first access
  * (most handlers read one or two of them) and then stored in the event, so later reads are plain. Only for
- * the invocation the event belongs to: an event kept by the module and read in a later invocation gets nil
- * (its strings are gone), never the later request's data.
+ * the invocation the event belongs to (the registry's event slot): an event kept by the module and read in a
+ * later invocation gets nil (its strings are gone), never the later request's data.
  */
 static int l_event_index(lua_State *L)
 {
@@ -622,7 +619,8 @@ static int l_event_index(lua_State *L)
     lua_invocation *inv = w->current;
     if (inv == NULL || lua_type(L, 2) != LUA_TSTRING)
         return 0;
-    if (lua_rawgetp(L, 1, &event_serial_key) != LUA_TNUMBER || lua_tointeger(L, -1) != w->serial)
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->event_slot_ref); /* the running invocation's event */
+    if (!lua_rawequal(L, 1, -1))
         return 0;
     lua_pop(L, 1);
     const char *key = lua_tostring(L, 2);
@@ -659,6 +657,8 @@ static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     w->event_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 0);
+    w->event_slot_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     lua_createtable(L, 0, 2);
     lua_createtable(L, 0, 10);
@@ -712,8 +712,8 @@ static int build_arguments(lua_State *L)
         }
         lua_setfield(L, -2, "json");
     }
-    lua_pushinteger(L, ++w->serial);
-    lua_rawsetp(L, -2, &event_serial_key);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, LUA_REGISTRYINDEX, w->event_slot_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->event_mt_ref);
     lua_setmetatable(L, -2);
 
@@ -844,6 +844,9 @@ static int finish(lua_invocation *inv, int rc, int discard)
         inv->res->report.cold = inv->cold;
     }
     lua_settop(w->L, 0);
+    /* Forget the event (an existing registry slot: no allocation): a kept one answers nil from now on. */
+    lua_pushboolean(w->L, 0);
+    lua_rawseti(w->L, LUA_REGISTRYINDEX, w->event_slot_ref);
     w->current = NULL;
     w->limit = 0;
     if (inv->batch != NULL) {

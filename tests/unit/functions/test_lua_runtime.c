@@ -347,6 +347,48 @@ static void test_event_fields_reach_lua(void **state)
     fn_function_release(&fn);
 }
 
+/* Lazy event fields: built on first read, cached in the event, and never served to a later invocation
+ * through an event the module kept; ctx's shared part cannot be changed by a handler. */
+static void test_event_fields_are_per_invocation(void **state)
+{
+    (void)state;
+    fn_function *fn = load_ok("keeper", "local kept\n"
+                                        "return { handler = function(event, ctx)\n"
+                                        "  local before = {}\n"
+                                        "  for k in pairs(event) do before[#before + 1] = k end\n"
+                                        "  local h1 = event.headers\n"
+                                        "  local same = event.headers == h1\n"
+                                        "  local old = kept and kept.multiValueQuery\n"
+                                        "  local oldq = kept and rawget(kept, 'query')\n"
+                                        "  if not kept then kept = event end\n"
+                                        "  local ok = pcall(function() getmetatable(ctx).__index.log = nil end)\n"
+                                        "  return { n = #before, same = same, old = old == nil and 'nil' or 'leaked',\n"
+                                        "           oldq = oldq == nil and 'nil' or 'present',\n"
+                                        "           mt = getmetatable(ctx) == false and getmetatable(event) == false,\n"
+                                        "           tampered = ok, haslog = type(ctx.log) == 'function',\n"
+                                        "           name = ctx.functionName, id = event.pathParameters.id }\n"
+                                        "end }\n");
+    bfg_event ev = make_event();
+    fn_response res;
+    for (int round = 0; round < 2; ++round) {
+        assert_int_equal(invoke_full(fn, &ev, NULL, 5000, 0, &res), 0);
+        json_t *body = body_json(&res);
+        /* Only the scalar fields exist before the first read of a lazy one. */
+        assert_int_equal(json_integer_value(json_object_get(body, "n")), 6);
+        assert_true(json_is_true(json_object_get(body, "same")));
+        assert_str_field(body, "old", "nil");  /* a kept event yields nothing for a later invocation */
+        assert_str_field(body, "oldq", "nil"); /* and was not filled meanwhile */
+        assert_true(json_is_true(json_object_get(body, "mt")));
+        assert_true(json_is_false(json_object_get(body, "tampered")));
+        assert_true(json_is_true(json_object_get(body, "haslog")));
+        assert_str_field(body, "name", "keeper");
+        assert_str_field(body, "id", "42");
+        json_decref(body);
+        fn_response_release(&res);
+    }
+    fn_function_release(&fn);
+}
+
 static void test_empty_event_gives_empty_strings_and_tables(void **state)
 {
     (void)state;
@@ -1105,6 +1147,7 @@ int main(void)
         cmocka_unit_test(test_string_and_nil_results),
         cmocka_unit_test(test_bad_status_code_is_an_error),
         cmocka_unit_test(test_event_fields_reach_lua),
+        cmocka_unit_test(test_event_fields_are_per_invocation),
         cmocka_unit_test(test_empty_event_gives_empty_strings_and_tables),
         cmocka_unit_test(test_ctx_fields),
         cmocka_unit_test(test_ctx_log_refuses_unknown_level),
