@@ -25,7 +25,7 @@ matrix 3 >"$TMP/rps.dat"
 matrix 4 >"$TMP/p99.dat"
 NCOLS=$(echo "$TARGETS" | wc -w)
 gnuplot <<GP
-set terminal pngcairo size 1400,900 font "DejaVu Sans,11"
+set terminal pngcairo size 1400,900 font "DejaVu Sans,11" noenhanced
 set output "$PNG"
 set datafile missing "?"
 set style data histogram
