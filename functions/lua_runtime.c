@@ -45,6 +45,7 @@ typedef struct lua_warm {
     int call_ref, fetch_ref, all_ref, encode_ref;
     int event_mt_ref, ctx_mt_ref; /* see make_prototypes */
     int event_slot_ref;           /* registry slot: the running invocation's event table (false between) */
+    int co_slot_ref;              /* registry slot: the coroutine the last invocation ran on (reused) */
     int close_depth;
     lua_invocation *current;
 } lua_warm;
@@ -662,6 +663,8 @@ static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
     w->event_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushboolean(L, 0);
     w->event_slot_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 0);
+    w->co_slot_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     lua_createtable(L, 0, 2);
     lua_createtable(L, 0, 10);
@@ -1045,8 +1048,18 @@ static int lua_start(fn_function *fn, const fn_call *call, fn_response *res, fn_
     w->current = inv;
 
     lua_State *L = w->L;
-    /* Unprotected but the allocator has no limit yet; a real out-of-memory here ends in Lua's panic. */
-    inv->co = lua_newthread(L);
+    /* The previous invocation's coroutine when it returned normally (an empty, finished thread runs a new
+     * function like a fresh one), else a new one. Unprotected but the allocator has no limit yet; a real
+     * out-of-memory here ends in Lua's panic. */
+    if (lua_rawgeti(L, LUA_REGISTRYINDEX, w->co_slot_ref) == LUA_TTHREAD && lua_status(lua_tothread(L, -1)) == LUA_OK &&
+        lua_gettop(lua_tothread(L, -1)) == 0) {
+        inv->co = lua_tothread(L, -1);
+    } else {
+        lua_pop(L, 1);
+        inv->co = lua_newthread(L);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, LUA_REGISTRYINDEX, w->co_slot_ref);
+    }
     /* The limit counts from the state's size after its load, not from its size now: a function that keeps
      * data in module variables uses up its own budget and then gets a fresh state, instead of growing. */
     w->limit = call->limits.memory_bytes != 0 ? w->load_bytes + call->limits.memory_bytes : 0;
