@@ -31,8 +31,19 @@
 typedef struct lua_invocation lua_invocation;
 
 /* One Lua state and its allocation accounting. The allocator's ud is the warm state itself. */
+#define SMALL_STEP 16
+#define SMALL_MAX 256
+#define SMALL_CLASSES (SMALL_MAX / SMALL_STEP)
+#define SMALL_KEEP_BYTES (64 * 1024)
+
+typedef struct small_block {
+    struct small_block *next;
+} small_block;
+
 typedef struct lua_warm {
     lua_State *L;
+    small_block *small[SMALL_CLASSES]; /* free small blocks by size class (see warm_alloc) */
+    size_t small_bytes;
     size_t used;
     size_t peak;         /* the most `used` reached since the invocation started */
     size_t load_bytes;   /* `used` right after the module loaded */
@@ -106,20 +117,94 @@ struct lua_invocation {
     int cold;
 };
 
+/*
+ * Small blocks (what an invocation mostly makes: tables, strings, closures of up to 256 bytes) are kept on
+ * per-state free lists by size class instead of going back to malloc, so the next invocation's tables reuse
+ * them. A small block is always allocated at its class's full size, so it can be reused for any request of
+ * that class. The lists are bounded (SMALL_KEEP_BYTES per state) and freed with the state. The memory limit
+ * still counts requested sizes, as before.
+ */
+static size_t small_class(size_t size)
+{
+    return size <= SMALL_MAX ? (size + SMALL_STEP - 1) / SMALL_STEP - 1 : SIZE_MAX;
+}
+
+static void *small_get(lua_warm *w, size_t cls)
+{
+    small_block *b = w->small[cls];
+    if (b != NULL) {
+        w->small[cls] = b->next;
+        w->small_bytes -= (cls + 1) * SMALL_STEP;
+        return b;
+    }
+    return malloc((cls + 1) * SMALL_STEP);
+}
+
+static void small_put(lua_warm *w, void *ptr, size_t cls)
+{
+    if (w->small_bytes + (cls + 1) * SMALL_STEP > SMALL_KEEP_BYTES) {
+        free(ptr);
+        return;
+    }
+    small_block *b = ptr;
+    b->next = w->small[cls];
+    w->small[cls] = b;
+    w->small_bytes += (cls + 1) * SMALL_STEP;
+}
+
+static void small_release(lua_warm *w)
+{
+    for (size_t c = 0; c < SMALL_CLASSES; ++c) {
+        while (w->small[c] != NULL) {
+            small_block *b = w->small[c];
+            w->small[c] = b->next;
+            free(b);
+        }
+    }
+    w->small_bytes = 0;
+}
+
 static void *warm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     lua_warm *w = ud;
     size_t old = ptr != NULL ? osize : 0;
+    size_t ocls = ptr != NULL ? small_class(osize) : SIZE_MAX;
     if (nsize == 0) {
-        free(ptr);
+        if (ocls != SIZE_MAX)
+            small_put(w, ptr, ocls);
+        else
+            free(ptr);
         w->used -= old;
         return NULL;
     }
     if (nsize > old && w->limit != 0 && w->used + (nsize - old) > w->limit)
         return NULL;
-    void *p = realloc(ptr, nsize);
-    if (p == NULL)
-        return NULL;
+    size_t ncls = small_class(nsize);
+    void *p;
+    if (ptr != NULL && ocls == ncls && ncls != SIZE_MAX) {
+        p = ptr; /* the block already has its class's full size */
+    } else if (ncls != SIZE_MAX) {
+        p = small_get(w, ncls);
+        if (p == NULL)
+            return NULL;
+        if (ptr != NULL) {
+            memcpy(p, ptr, old < nsize ? old : nsize);
+            if (ocls != SIZE_MAX)
+                small_put(w, ptr, ocls);
+            else
+                free(ptr);
+        }
+    } else if (ocls != SIZE_MAX) { /* small to large */
+        p = malloc(nsize);
+        if (p == NULL)
+            return NULL;
+        memcpy(p, ptr, old);
+        small_put(w, ptr, ocls);
+    } else {
+        p = realloc(ptr, nsize);
+        if (p == NULL)
+            return NULL;
+    }
     w->used = w->used - old + nsize;
     if (w->used > w->peak)
         w->peak = w->used;
@@ -488,6 +573,7 @@ static void warm_close(lua_warm *w)
         return;
     if (w->L != NULL)
         lua_close(w->L);
+    small_release(w);
     free(w);
 }
 
