@@ -25,8 +25,12 @@ struct gw_worker;
  *    large", "status 503", "invalid JSON".
  * Upstream calls carry x-request-id and a W3C traceparent (a new parent id per call).
  *
+ * Identical GETs to an upstream with "collapse" share one request (a "flight", per worker and config
+ * version); GETs to an upstream with a "cache" are answered from it when they can and fill it.
+ *
  * The callback runs exactly once, unless the call is cancelled first; it may run inside
- * gw_call_start (a synchronous function, a failure before any I/O). Worker thread only.
+ * gw_call_start (a synchronous function, a cache hit, a failure before any I/O), never inside h2o's
+ * client callbacks (upstream results come from the loop). Worker thread only.
  */
 
 typedef struct gw_call gw_call;

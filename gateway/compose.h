@@ -14,7 +14,8 @@ struct gw_worker;
  * returns 0 with `res` filled when everything finished at once, a negative errno, or FN_PENDING with
  * *task set and done(data, 0) called later; fn_task_cancel stops every call in flight (returning 1
  * while abandoned C calls still run on pool threads: in->call->released then fires once they have all
- * ended).
+ * ended). When it completes while C calls it abandoned at their timeouts still run, it sets
+ * res->pending_release and in->call->released follows in the same way.
  *
  * The composition always completes with rc 0 and a response: 200 with the route's JSON result (shaped;
  * "x-bffgate-partial: a, b" naming optional calls that failed and were replaced by their fallback;
