@@ -67,11 +67,18 @@ typedef struct gw_call_spec {
  * trace context. Owned by the request. */
 typedef struct gw_scope {
     const struct bff_snapshot *snap;
-    h2o_iovec_t traceparent; /* the client's header (request memory), read on first use */
+    struct gw_request *owner; /* for gw_request_hold */
+    h2o_iovec_t traceparent;  /* the client's header (request memory), read on first use */
     int trace_ready;
     char trace_id[33];
     char trace_flags[3];
 } gw_scope;
+
+/* A C function called from one of the request's functions timed out but still runs on a pool thread: the
+ * request keeps its route's slot (even once answered) until gw_request_unhold, so a route never holds more
+ * pool threads than its concurrency. Worker thread; defined in request.c. */
+void gw_request_hold(gw_scope *scope);
+void gw_request_unhold(gw_scope *scope);
 
 /* Fills the scope's trace id and flags on first use (most requests never call anything). */
 void gw_scope_trace(struct gw_worker *w, gw_scope *scope);

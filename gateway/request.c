@@ -37,6 +37,7 @@ typedef struct gw_request {
     json_t *claims;   /* verified JWT claims, or NULL */
     json_t *context;  /* a composed route's "request" context object, or NULL */
     gw_scope scope;   /* what calls made from functions resolve against (fn_call.scope) */
+    int holds;        /* C functions its functions called that timed out but still run (gw_request_hold) */
     fn_buf cache_key; /* a cacheable GET that missed: its answer goes into the route's cache */
     fn_call call;
     fn_response res;
@@ -202,7 +203,7 @@ static void settle(gw_request *gr)
         }
         gr->task = NULL;
     }
-    if (!gr->slot_until_released)
+    if (!gr->slot_until_released && gr->holds == 0)
         release_slot(gr);
     if (h2o_linklist_is_linked(&gr->pending))
         h2o_linklist_unlink(&gr->pending);
@@ -498,12 +499,28 @@ static void watch_disconnect(gw_request *gr)
         gw_timer_start(w, &w->sweep, SWEEP_INTERVAL_MS, on_sweep);
 }
 
+void gw_request_hold(gw_scope *scope)
+{
+    gw_request *gr = scope->owner;
+    ++gr->holds;
+    ++gr->refs;
+}
+
+void gw_request_unhold(gw_scope *scope)
+{
+    gw_request *gr = scope->owner;
+    if (--gr->holds == 0 && gr->state == STATE_ANSWERED && !gr->slot_until_released)
+        release_slot(gr);
+    unref(gr);
+}
+
 /* A cancelled C call has really ended on its pool thread. */
 static void on_released(void *data)
 {
     gw_request *gr = data;
     gr->slot_until_released = 0;
-    release_slot(gr);
+    if (gr->holds == 0)
+        release_slot(gr);
     unref(gr);
 }
 
@@ -667,6 +684,7 @@ void gw_request_run(gw_worker *w, h2o_req_t *req, h2o_iovec_t id, bff_snapshot *
     const bff_limits *limits = &gr->route->limits;
     ssize_t tp = h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), -1);
     gr->scope.snap = gr->snap;
+    gr->scope.owner = gr;
     gr->scope.traceparent = tp >= 0 ? req->headers.entries[tp].value : h2o_iovec_init(NULL, 0);
     gr->call = (fn_call){.event = &gr->ev,
                          .body_is_json = is_json,

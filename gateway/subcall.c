@@ -11,7 +11,8 @@ typedef struct subcall_batch subcall_batch;
 typedef struct subcall_item {
     subcall_batch *batch;
     size_t index;
-    gw_call *call; /* in flight */
+    gw_call *call;   /* in flight */
+    gw_scope *scope; /* the request's: an abandoned C function holds its slot (gw_request_hold) */
 } subcall_item;
 
 struct subcall_batch {
@@ -60,8 +61,10 @@ static void item_done(subcall_item *item, const gw_call_result *res)
     if (!res->ok)
         snprintf(out->error, sizeof(out->error), "%s%s%s", res->reason,
                  res->detail != NULL && res->detail[0] ? ": " : "", res->detail != NULL ? res->detail : "");
-    if (res->abandoned)
+    if (res->abandoned) {
         ++b->refs; /* on_released drops it */
+        gw_request_hold(item->scope);
+    }
     if (--b->pending == 0 && !b->starting)
         deliver(b);
 }
@@ -74,6 +77,7 @@ static void on_call_done(void *data, gw_call_result *res)
 static void on_released(void *data)
 {
     subcall_item *item = data;
+    gw_request_unhold(item->scope);
     batch_unref(item->batch);
 }
 
@@ -107,6 +111,7 @@ static void start_item(subcall_item *item, const fn_call *call, const fn_subcall
 {
     subcall_batch *b = item->batch;
     gw_scope *scope = (gw_scope *)call->scope; /* the request's own, handed to functions as const void * */
+    item->scope = scope;
     gw_scope_trace(b->w, scope);
     gw_call_origin origin = {call, h2o_iovec_init(call->event->request_id.ptr, call->event->request_id.len),
                              scope->trace_id, scope->trace_flags};
@@ -172,7 +177,7 @@ void *gw_subcalls_start(struct gw_worker *w, const fn_call *call, const fn_subca
     uint64_t left_ms = deadline > now ? (deadline - now + 999999ULL) / 1000000ULL : 0;
     for (size_t i = 0; i < n; ++i) {
         memset(&results[i], 0, sizeof(results[i]));
-        b->items[i] = (subcall_item){b, i, NULL};
+        b->items[i] = (subcall_item){b, i, NULL, (gw_scope *)call->scope};
     }
     for (size_t i = 0; i < n; ++i)
         start_item(&b->items[i], call, &calls[i], left_ms);
@@ -188,8 +193,10 @@ void gw_subcalls_cancel(void *handle)
     gw_timer_stop(&b->later);
     for (size_t i = 0; i < b->n; ++i) {
         subcall_item *item = &b->items[i];
-        if (item->call != NULL && gw_call_cancel(item->call) == 1)
+        if (item->call != NULL && gw_call_cancel(item->call) == 1) {
             ++b->refs; /* on_released drops it */
+            gw_request_hold(item->scope);
+        }
         item->call = NULL;
     }
     batch_unref(b);

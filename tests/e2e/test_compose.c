@@ -33,7 +33,7 @@ static const char gateway_fmt[] =
     " \"functions\": {\"wrap\": {\"lua\": \"wrap.lua\"}, \"items\": {\"lua\": \"items.lua\"},\n"
     "               \"fanout\": {\"lua\": \"fanout.lua\"}, \"slowfetch\": {\"lua\": \"slowfetch.lua\"},\n"
     "               \"recursive\": {\"lua\": \"recursive.lua\"}, \"sleeper\": {\"lua\": \"sleeper.lua\"},\n"
-    "               \"badfetch\": {\"lua\": \"badfetch.lua\"},\n"
+    "               \"badfetch\": {\"lua\": \"badfetch.lua\"}, \"luacallc\": {\"lua\": \"luacallc.lua\"},\n"
     "               \"sleepy\": {\"c\": \"" FIXTURE_DIR "/slow.so\", \"symbol\": \"sleepy\"}},\n"
     " \"upstreams\": {\"svc\": {\"url\": \"http://127.0.0.1:%d\", \"timeout_ms\": 2000, \"max_body_bytes\": 65536},\n"
     "               \"small\": {\"url\": \"http://127.0.0.1:%d/\", \"max_connections\": 2},\n"
@@ -111,6 +111,7 @@ static const char web_json[] =
     "  {\"path\": \"/tls\", \"steps\": [{\"name\": \"t\", \"upstream\": \"tls\", \"path\": \"/hello\"}]},\n"
     "  {\"path\": \"/tls-untrusted\", \"steps\": [{\"name\": \"t\", \"upstream\": \"tls_untrusted\", \"path\": "
     "\"/hello\"}]},\n"
+    "  {\"path\": \"/lua-abandon\", \"function\": \"luacallc\", \"concurrency\": 1, \"queue_max\": 0},\n"
     "  {\"path\": \"/cached-upstream\", \"steps\": [{\"name\": \"c\", \"upstream\": \"cached\", \"path\": "
     "\"/json/cu\"}]},\n"
     "  {\"path\": \"/cached-route\", \"cache\": {\"ttl_ms\": 400}, \"steps\": [{\"name\": \"c\", \"upstream\": "
@@ -204,6 +205,12 @@ static int start_tls_upstream(void)
     return e2e_start(&tls_up, NULL);
 }
 
+/* Calls a C function that outlives its 50 ms timeout: the Lua function answers at once, the C call sleeps on. */
+static const char luacallc_lua[] = "return { handler = function(event, ctx)\n"
+                                   "  local r = ctx.call(\"sleepy\", nil, { timeout_ms = 50 })\n"
+                                   "  return { late = r.error }\n"
+                                   "end }\n";
+
 static int group_setup(void **state)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -227,6 +234,7 @@ static int group_setup(void **state)
     e2e_write(&srv, "recursive.lua", recursive_lua);
     e2e_write(&srv, "sleeper.lua", sleeper_lua);
     e2e_write(&srv, "badfetch.lua", badfetch_lua);
+    e2e_write(&srv, "luacallc.lua", luacallc_lua);
     if (e2e_start(&srv, NULL) != 0) {
         char *log = e2e_log(&srv);
         fprintf(stderr, "bffgate did not start:\n%s\n", log != NULL ? log : "");
@@ -829,6 +837,25 @@ static void test_https_upstream_with_its_own_ca(void **state)
     e2e_response_release(&res);
 }
 
+static void test_c_call_abandoned_by_lua_keeps_the_route_slot(void **state)
+{
+    /* The same guarantee for a C function called from Lua: the route (concurrency 1, no queue) stays full
+     * until the abandoned call has ended. */
+    e2e_response res;
+    json_t *v = request_json("GET", "/web/lua-abandon?ms=600", NULL, NULL, &res);
+    assert_int_equal(res.status, 200);
+    assert_non_null(strstr(json_string_value(json_object_get(v, "late")), "timeout"));
+    json_decref(v);
+    e2e_response_release(&res);
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/web/lua-abandon?ms=0", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 429);
+    e2e_response_release(&res);
+    usleep(800000);
+    assert_int_equal(e2e_request(&srv, E2E_HTTP1, "GET", "/web/lua-abandon?ms=0", NULL, NULL, 0, &res), 0);
+    assert_int_equal(res.status, 200);
+    e2e_response_release(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -852,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_connect_failing_at_once_is_a_clean_error),
         cmocka_unit_test(test_https_upstream_with_its_own_ca),
         cmocka_unit_test(test_abandoned_c_call_keeps_the_route_slot),
+        cmocka_unit_test(test_c_call_abandoned_by_lua_keeps_the_route_slot),
         cmocka_unit_test(test_call_headers_the_gateway_sets_are_refused),
         cmocka_unit_test(test_upstream_calls_are_in_the_metrics), /* last: counts what the others did */
     };
