@@ -29,9 +29,6 @@ struct compose {
     fn_task task; /* first: what the request cancels */
     struct gw_worker *w;
     const bff_plan *plan;
-    json_t *request; /* one reference */
-    const bfg_event *event;
-    const json_t *claims;
     fn_call route_call; /* a copy of the route's call (thread, limits, start, host, released) */
     uint64_t deadline_ns;
     char request_id[129];
@@ -61,7 +58,6 @@ static void compose_free(compose *c)
 {
     free(c->runs);
     json_decref(c->ctx);
-    json_decref(c->request);
     free(c);
 }
 
@@ -475,10 +471,7 @@ int gw_compose_start(struct gw_worker *w, const bff_route *route, const gw_compo
     c->task.cancel = compose_cancel;
     c->w = w;
     c->plan = plan;
-    c->request = json_incref(in->request);
     json_object_set(c->ctx, "request", in->request);
-    c->event = in->event;
-    c->claims = in->call->claims;
     c->route_call = *in->call;
     c->deadline_ns = in->call->start_ns + in->call->limits.timeout_ms * 1000000ULL;
     c->request_id_len = in->request_id.len < sizeof(c->request_id) ? in->request_id.len : sizeof(c->request_id) - 1;

@@ -28,9 +28,9 @@ struct gw_worker;
  * the task is cancelled (the request holds the snapshot).
  */
 typedef struct gw_compose_input {
-    json_t *request;        /* the context's "request" object (borrowed; incref'd as needed) */
-    const bfg_event *event; /* the route's event: function calls get a copy with their input as body */
-    const fn_call *call;    /* thread, limits, start, host, released, claims of the route */
+    json_t *request;     /* the context's "request" object (borrowed; incref'd as needed) */
+    const fn_call *call; /* the route's: event (function calls get a copy with their input as body), thread,
+                            limits, start, host, released, claims */
     h2o_iovec_t request_id;
     struct gw_scope *scope; /* the request's trace context */
 } gw_compose_input;

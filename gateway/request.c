@@ -535,7 +535,7 @@ static int start_composition(gw_request *gr)
         snprintf(gr->res.error, sizeof(gr->res.error), "out of memory");
         return -ENOMEM;
     }
-    gw_compose_input in = {gr->context, &gr->ev, &gr->call, id_of(gr), &gr->scope};
+    gw_compose_input in = {gr->context, &gr->call, id_of(gr), &gr->scope};
     return gw_compose_start(gr->w, gr->route, &in, &gr->res, on_done, gr, &gr->task);
 }
 
