@@ -23,7 +23,6 @@ struct gw_call {
     char *input_text;
     gw_timer timer; /* the function's own timeout, as a backstop to the runtime's */
     int status_is_result;
-    int settled; /* the callback ran or the call was cancelled; only an abandoned C call keeps it alive */
     /* upstreams */
     gw_upstream_call *up;
     bff_cache *cache; /* a cacheable GET: its answer goes into the upstream's cache under cache_key */
@@ -95,7 +94,6 @@ static void count_upstream_call(gw_call *call, const gw_call_result *res)
 
 static void deliver(gw_call *call, gw_call_result *res)
 {
-    call->settled = 1;
     count_upstream_call(call, res);
     gw_call_cb cb = call->cb;
     void *data = call->data;
@@ -203,7 +201,6 @@ static void on_fn_timeout(gw_timer *timer)
     call->task = NULL;
     if (task != NULL && fn_task_cancel(task) == 1) {
         /* A C function still runs on its pool thread: the callback goes now, the memory when it ends. */
-        call->settled = 1;
         gw_call_result res = {0, 0, NULL, 1, 1, "timeout", "the call's timeout passed"};
         call->cb(call->data, &res);
         return;
@@ -462,7 +459,6 @@ gw_call *gw_call_start(struct gw_worker *w, const gw_call_spec *spec, const gw_c
 
 int gw_call_cancel(gw_call *call)
 {
-    call->settled = 1;
     gw_timer_stop(&call->timer);
     if (call->up != NULL) {
         gw_upstream_cancel(call->up);
