@@ -46,7 +46,7 @@ struct gw_upstream_call {
     /* The outcome, delivered from the loop (never inside h2o's callbacks or gw_upstream_start) once h2o has
      * let go of the client and pooled its socket. */
     gw_timer later;
-    int finished, timed_out;
+    int timed_out;
     const char *error; /* static text, or error_buf */
     char error_buf[96];
     h2o_buffer_t *body_buf; /* the response body, taken over from the socket at its end */
@@ -202,7 +202,6 @@ static void on_later(gw_timer *timer)
 static void finish(gw_upstream_call *call, int status, const char *error, int timed_out)
 {
     call->client = NULL;
-    call->finished = 1;
     call->status = error != NULL ? 0 : status;
     call->error = error;
     call->timed_out = timed_out;
