@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -185,7 +186,14 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
 static void *admin_main(void *arg)
 {
-    (void)arg;
+    int fd = (int)(intptr_t)arg;
+    /* The loop, context and listener are made on this thread: h2o ties a socket's buffers to the creating
+     * thread's (thread-local) recycling allocator. */
+    h2o_context_init(&A.ctx, h2o_evloop_create(), &A.globalconf);
+    A.accept.ctx = &A.ctx;
+    A.accept.hosts = A.globalconf.hosts;
+    A.listener = h2o_evloop_socket_create(A.ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    h2o_socket_read_start(A.listener, on_accept);
     while (!atomic_load(&A.stopping))
         h2o_evloop_run(A.ctx.loop, 100);
     /* The admin context lives until the process exits (h2o 2.2 asserts on pending timers at dispose). */
@@ -205,16 +213,12 @@ int gw_admin_start(const gw_listen *l, char *err, size_t cap)
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
     handler->on_req = on_admin_request;
-    h2o_context_init(&A.ctx, h2o_evloop_create(), &A.globalconf);
-    A.accept.ctx = &A.ctx;
-    A.accept.hosts = A.globalconf.hosts;
-    A.listener = h2o_evloop_socket_create(A.ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    h2o_socket_read_start(A.listener, on_accept);
     A.started_at = time(NULL);
     atomic_store(&A.stopping, 0);
-    int rc = pthread_create(&A.thread, NULL, admin_main, NULL);
+    int rc = pthread_create(&A.thread, NULL, admin_main, (void *)(intptr_t)fd);
     if (rc != 0) {
         snprintf(err, cap, "cannot start the admin thread: %s", strerror(rc));
+        close(fd);
         return -1;
     }
     A.running = 1;

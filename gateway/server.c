@@ -29,6 +29,10 @@ struct gw_server {
     unsigned ports[GW_MAX_LISTENERS];
     unsigned nworkers;
     gw_worker *workers;
+    /* Start handshake: each worker builds its loop and context on its own thread, then counts itself ready. */
+    pthread_mutex_t ready_lock;
+    pthread_cond_t ready_cond;
+    unsigned nready;
 };
 
 /* Kept reachable until exit (see gw_server_free); volatile so the store is not optimised away. */
@@ -158,6 +162,17 @@ static void *worker_main(void *arg)
 {
     gw_worker *w = arg;
     gw_server *srv = w->server;
+    /* Built here, not by the starting thread: h2o ties a socket's input buffers to the recycling allocator of
+     * the thread that creates the socket (a thread-local). The context's message queue is a socket too; made
+     * on another thread, every worker's wake-up would allocate from and free to that thread's allocator
+     * concurrently, corrupting its free list. */
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
+    h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);
+    gw_requests_init(w);
+    pthread_mutex_lock(&srv->ready_lock);
+    ++srv->nready;
+    pthread_cond_broadcast(&srv->ready_cond);
+    pthread_mutex_unlock(&srv->ready_lock);
     for (size_t i = 0; i < w->nlisteners; ++i) {
         w->accept[i].ctx = &w->ctx;
         w->accept[i].hosts = srv->globalconf.hosts;
@@ -209,6 +224,8 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
         return -1;
     }
     srv->cfg = *cfg;
+    pthread_mutex_init(&srv->ready_lock, NULL);
+    pthread_cond_init(&srv->ready_cond, NULL);
     for (size_t i = 0; i < srv->cfg.nlisten; ++i)
         srv->cfg.listen[i].tls_certificate = srv->cfg.listen[i].tls_key = NULL;
     srv->nworkers = cfg->threads;
@@ -250,25 +267,28 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
         srv->ports[i] = port;
     }
 
-    for (unsigned t = 0; t < srv->nworkers; ++t) {
-        gw_worker *w = &srv->workers[t];
-        w->index = t;
+    unsigned started = 0;
+    int rc = 0;
+    for (; started < srv->nworkers; ++started) {
+        gw_worker *w = &srv->workers[started];
+        w->index = started;
         w->nthreads = srv->cfg.threads;
         w->server = srv;
-        h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
-        h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);
-        gw_requests_init(w);
+        if ((rc = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
+            break;
     }
-    for (unsigned t = 0; t < srv->nworkers; ++t) {
-        int rc = pthread_create(&srv->workers[t].thread, NULL, worker_main, &srv->workers[t]);
-        if (rc != 0) {
-            snprintf(err, cap, "cannot start worker thread %u: %s", t, strerror(rc));
-            /* Workers already running are stopped and joined; the rest never started. */
-            srv->nworkers = t;
-            gw_server_stop(srv);
-            gw_server_wait(srv);
-            goto Error;
-        }
+    /* Nothing may post to a worker before its context exists. */
+    pthread_mutex_lock(&srv->ready_lock);
+    while (srv->nready < started)
+        pthread_cond_wait(&srv->ready_cond, &srv->ready_lock);
+    pthread_mutex_unlock(&srv->ready_lock);
+    if (rc != 0) {
+        snprintf(err, cap, "cannot start worker thread %u: %s", started, strerror(rc));
+        /* Workers already running are stopped and joined; the rest never started. */
+        srv->nworkers = started;
+        gw_server_stop(srv);
+        gw_server_wait(srv);
+        goto Error;
     }
     for (size_t i = 0; i < cfg->nlisten; ++i)
         fn_log_msg(FN_LOG_INFO, "listening on %s%s%s:%u (%s) with %u threads",
@@ -343,5 +363,7 @@ void gw_server_free(gw_server **psrv)
             SSL_CTX_free(srv->ssl[i]);
     }
     h2o_config_dispose(&srv->globalconf);
+    pthread_cond_destroy(&srv->ready_cond);
+    pthread_mutex_destroy(&srv->ready_lock);
     free(srv);
 }

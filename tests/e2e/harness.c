@@ -190,6 +190,24 @@ int e2e_start(e2e_server *srv, const char *const *extra_args)
     return -1;
 }
 
+/* A server that did not exit cleanly: its last words (a sanitizer report, an assertion) go to the test's stderr
+ * before e2e_cleanup removes the directory they are in. */
+static void dump_log_tail(const e2e_server *srv)
+{
+    FILE *f = fopen(srv->log_path, "r");
+    if (f == NULL)
+        return;
+    char buf[16384];
+    if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > (long)sizeof(buf) - 1)
+        fseek(f, -(long)sizeof(buf) + 1, SEEK_END);
+    else
+        rewind(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "e2e harness: bffgate did not exit cleanly; the end of its log:\n%s\n", buf);
+}
+
 int e2e_stop(e2e_server *srv, int sig)
 {
     if (srv->pid <= 0)
@@ -199,7 +217,10 @@ int e2e_stop(e2e_server *srv, int sig)
     for (int i = 0; i < 3000; ++i) {
         if (waitpid(srv->pid, &status, WNOHANG) == srv->pid) {
             srv->pid = -1;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            if (rc != 0 && sig != SIGKILL)
+                dump_log_tail(srv);
+            return rc;
         }
         usleep(10000);
     }
