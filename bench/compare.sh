@@ -55,7 +55,7 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- the upstream for the fan-out (CPU 1) ----
-taskset -c 1 "$BUILD/bench/bench_upstream" >"$WORK/upstream.port" 2>"$WORK/upstream.log" &
+taskset -c 1 "$BUILD/bench/bench_fast_upstream" >"$WORK/upstream.port" 2>"$WORK/upstream.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.02; done
 UPORT=$(head -1 "$WORK/upstream.port")
@@ -210,7 +210,7 @@ applies() { # target workload
     *) return 0 ;;
   esac
 }
-WORKLOADS=(hello transform fanout jwt c_hello routes)
+WORKLOADS=(${BENCH_WORKLOADS:-hello transform fanout jwt c_hello routes})
 declare -A RPS P50 P99 CPU ERR
 run_one() { # target workload
   local t=$1 w=$2 url args=() path conns=$CONNS

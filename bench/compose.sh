@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-taskset -c 1 "$BUILD/bench/bench_upstream" >"$WORK/upstream.port" 2>"$WORK/upstream.log" &
+taskset -c 1 "$BUILD/bench/bench_fast_upstream" >"$WORK/upstream.port" 2>"$WORK/upstream.log" &
 UPSTREAM_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.02; done
 UPORT=$(head -1 "$WORK/upstream.port")
