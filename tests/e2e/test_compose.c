@@ -40,6 +40,7 @@ static const char gateway_fmt[] =
     "               \"cached\": {\"url\": \"http://127.0.0.1:%d\", \"cache\": {\"ttl_ms\": 300, \"per_user\": "
     "false}},\n"
     "               \"collapsing\": {\"url\": \"http://127.0.0.1:%d\", \"collapse\": true},\n"
+    "               \"brief\": {\"url\": \"http://127.0.0.1:%d\", \"keepalive_ms\": 100},\n"
     /* connect() fails at once (a broadcast address): h2o reports it inside the call's start */
     "               \"bad\": {\"url\": \"http://255.255.255.255:80\", \"collapse\": true},\n"
     "               \"bad_nopool\": {\"url\": \"http://255.255.255.255:80\", \"keepalive_ms\": 0},\n"
@@ -91,6 +92,7 @@ static const char web_json[] =
     "\"/${/request/params/what}\"}]},\n"
     "  {\"path\": \"/bad/{what}/{n}\", \"steps\": [{\"name\": \"bad\", \"upstream\": \"svc\", \"path\": "
     "\"/${/request/params/what}/${/request/params/n}\"}]},\n"
+    "  {\"path\": \"/brief\", \"steps\": [{\"name\": \"b\", \"upstream\": \"brief\", \"path\": \"/json/brief\"}]},\n"
     "  {\"path\": \"/text\", \"steps\": [{\"name\": \"t\", \"upstream\": \"svc\", \"path\": \"/text\"}]},\n"
     "  {\"path\": \"/trace\", \"steps\": [{\"name\": \"t\", \"upstream\": \"svc\", \"path\": \"/json/trace\"}]},\n"
     "  {\"path\": \"/limited\", \"steps\": [{\"name\": \"t\", \"upstream\": \"small\", \"path\": \"/delay/100/l\"}]},\n"
@@ -221,7 +223,7 @@ static int group_setup(void **state)
     e2e_pick_port(&srv);
     char gateway[4096];
     int port = e2e_upstream_port(up);
-    snprintf(gateway, sizeof(gateway), gateway_fmt, port, port, port, port, tls_up.port, tls_up.dir, tls_up.port);
+    snprintf(gateway, sizeof(gateway), gateway_fmt, port, port, port, port, port, tls_up.port, tls_up.dir, tls_up.port);
     setenv("BFFGATE_COMPOSE_SECRET", COMPOSE_SECRET, 1);
     e2e_write(&srv, "secure.json", secure_json);
     e2e_write(&srv, "gateway.json", gateway);
@@ -522,6 +524,43 @@ static void test_connections_are_kept_alive_and_capped(void **state)
     }
     /* Ten calls in a row reuse kept-alive connections (one per worker thread at most). */
     assert_true(e2e_upstream_connections(up) - conns <= 2);
+}
+
+/* The upstream client reads every framing: chunked bodies cut anywhere, answers that close the connection; and
+ * it closes the connections it keeps once they have been idle for the upstream's keepalive_ms. */
+static void test_upstream_framings_and_idle_connections(void **state)
+{
+    e2e_response res;
+    for (int i = 0; i < 3; ++i) {
+        json_t *v = request_json("GET", "/web/bad/chunked/300", NULL, NULL, &res);
+        assert_int_equal(res.status, 200);
+        assert_true(json_is_array(v));
+        assert_int_equal(json_array_size(v), 300);
+        assert_int_equal(json_integer_value(json_array_get(v, 299)), 299);
+        json_decref(v);
+        e2e_response_release(&res);
+    }
+    for (int i = 0; i < 3; ++i) {
+        json_t *v = request_json("GET", "/web/bad/close", NULL, NULL, &res);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(json_string_value(json_object_get(v, "path")), "/close");
+        json_decref(v);
+        e2e_response_release(&res);
+    }
+
+    unsigned open_before = e2e_upstream_open_connections(up);
+    json_t *v = request_json("GET", "/web/brief", NULL, NULL, &res);
+    assert_int_equal(res.status, 200);
+    json_decref(v);
+    e2e_response_release(&res);
+    assert_true(e2e_upstream_open_connections(up) > open_before);
+    int closed = 0;
+    for (int i = 0; i < 100 && !closed; ++i) {
+        usleep(20000);
+        closed = e2e_upstream_open_connections(up) <= open_before;
+    }
+    if (!closed)
+        fail_msg("the idle connection to \"brief\" (keepalive_ms 100) is still open after 2 s");
 }
 
 static void test_lua_calls_upstreams_and_functions_in_parallel(void **state)
@@ -869,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_bad_upstream_answers_are_clear_errors),
         cmocka_unit_test(test_request_id_and_traceparent_are_forwarded),
         cmocka_unit_test(test_connections_are_kept_alive_and_capped),
+        cmocka_unit_test(test_upstream_framings_and_idle_connections),
         cmocka_unit_test(test_lua_calls_upstreams_and_functions_in_parallel),
         cmocka_unit_test(test_lua_call_is_bounded_by_the_route_deadline),
         cmocka_unit_test(test_lua_calls_nest_only_so_deep),
