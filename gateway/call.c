@@ -411,12 +411,22 @@ static gw_call *start_upstream(gw_call *call, const gw_call_spec *spec, const gw
     memcpy(headers, spec->headers, 2 * spec->nheaders * sizeof(*headers));
     static const char hex[] = "0123456789abcdef";
     uint64_t r = gw_random(call->w);
+    /* 00-<trace id>-<a new span id>-<flags> */
     char traceparent[56];
-    char span[17];
+    size_t tlen = strlen(origin->trace_id), flen = strlen(origin->trace_flags);
+    if (tlen > 32)
+        tlen = 32;
+    if (flen > 2)
+        flen = 2;
+    memcpy(traceparent, "00-", 3);
+    memcpy(traceparent + 3, origin->trace_id, tlen);
+    char *at = traceparent + 3 + tlen;
+    *at++ = '-';
     for (int k = 0; k < 16; ++k)
-        span[k] = hex[(r >> (k * 4)) & 0xf];
-    span[16] = '\0';
-    int n = snprintf(traceparent, sizeof(traceparent), "00-%s-%s-%s", origin->trace_id, span, origin->trace_flags);
+        *at++ = hex[(r >> (k * 4)) & 0xf];
+    *at++ = '-';
+    memcpy(at, origin->trace_flags, flen);
+    int n = (int)(at + flen - traceparent);
     size_t nh = spec->nheaders;
     headers[2 * nh] = h2o_iovec_init(H2O_STRLIT("x-request-id"));
     headers[2 * nh + 1] = origin->request_id;

@@ -18,12 +18,17 @@
 /* One per worker and upstream (by name, host, port, keep-alive and TLS settings): the connections this worker
  * keeps for it. */
 typedef struct gw_upstream_pool {
-    char *key;
-    struct gw_worker *w;
+    /* what tells pools apart: an upstream keeps its pool across reloads while these stay the same */
+    char *name;
     char *host; /* without IPv6 brackets */
-    char port_text[8];
+    unsigned port;
     int https;
-    uint64_t keepalive_ms;  /* 0: a connection serves one call */
+    uint64_t keepalive_ms; /* 0: a connection serves one call */
+    char *ca_file;         /* NULL: the system's CAs */
+    struct gw_worker *w;
+    char port_text[8];
+    char *host_line; /* "host: ...\r\n", as every request sends it */
+    size_t host_line_len;
     SSL_CTX *ssl;           /* https: verifies the peer against ca_file or the system's CAs */
     size_t open;            /* connections open or opening, idle ones included */
     h2o_linklist_t idle;    /* gw_upstream_conn.idle_link, most recently used first */
@@ -108,19 +113,26 @@ static void pool_free(gw_upstream_pool *pool)
 {
     if (pool->ssl != NULL)
         SSL_CTX_free(pool->ssl);
+    free(pool->name);
     free(pool->host);
-    free(pool->key);
+    free(pool->ca_file);
+    free(pool->host_line);
     free(pool);
+}
+
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 static gw_upstream_pool *pool_for(struct gw_worker *w, const bff_upstream *up)
 {
-    char key[1024];
-    snprintf(key, sizeof(key), "%s\n%s\n%u\n%llu\n%d\n%s", up->name, up->host, (unsigned)up->port,
-             (unsigned long long)up->keepalive_ms, up->https, up->ca_file != NULL ? up->ca_file : "");
     for (size_t i = 0; i < w->nupstream_pools; ++i) {
-        if (strcmp(w->upstream_pools[i]->key, key) == 0)
-            return w->upstream_pools[i];
+        gw_upstream_pool *pool = w->upstream_pools[i];
+        if (pool->port == up->port && pool->https == up->https && pool->keepalive_ms == up->keepalive_ms &&
+            strcmp(pool->name, up->name) == 0 && strcmp(pool->host, up->host) == 0 &&
+            same_text(pool->ca_file, up->ca_file))
+            return pool;
     }
     gw_upstream_pool **grown = realloc(w->upstream_pools, (w->nupstream_pools + 1) * sizeof(*grown));
     if (grown == NULL)
@@ -132,10 +144,21 @@ static gw_upstream_pool *pool_for(struct gw_worker *w, const bff_upstream *up)
     pool->w = w;
     h2o_linklist_init_anchor(&pool->idle);
     h2o_linklist_init_anchor(&pool->waiting);
+    pool->port = up->port;
     pool->https = up->https;
     pool->keepalive_ms = up->keepalive_ms;
     snprintf(pool->port_text, sizeof(pool->port_text), "%u", (unsigned)up->port);
-    if ((pool->key = strdup(key)) == NULL || (pool->host = strdup(up->host)) == NULL ||
+    /* Host: an IPv6 literal in brackets; the port unless it is the scheme's */
+    size_t cap = strlen(up->host) + 32;
+    if ((pool->host_line = malloc(cap)) != NULL) {
+        int v6 = strchr(up->host, ':') != NULL;
+        int default_port = up->port == (up->https ? 443 : 80);
+        pool->host_line_len =
+            (size_t)snprintf(pool->host_line, cap, "host: %s%s%s%s%s\r\n", v6 ? "[" : "", up->host, v6 ? "]" : "",
+                             default_port ? "" : ":", default_port ? "" : pool->port_text);
+    }
+    if (pool->host_line == NULL || (pool->name = strdup(up->name)) == NULL || (pool->host = strdup(up->host)) == NULL ||
+        (up->ca_file != NULL && (pool->ca_file = strdup(up->ca_file)) == NULL) ||
         (up->https && (pool->ssl = client_tls(up->ca_file)) == NULL)) {
         pool_free(pool);
         return NULL;
@@ -599,11 +622,27 @@ void gw_upstream_cancel(gw_upstream_call *call)
     call_free(call); /* closes its connection, if it holds one */
 }
 
-/* "METHOD base+target HTTP/1.1", host, content-length and type, the upstream's and the call's headers. */
-static char *build_head(const gw_upstream_request *req, size_t *len)
+static char *put(char *at, const char *s, size_t n)
+{
+    memcpy(at, s, n);
+    return at + n;
+}
+
+static char *put_header(char *at, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    at = put(at, name, nlen);
+    at = put(at, ": ", 2);
+    at = put(at, value, vlen);
+    return put(at, "\r\n", 2);
+}
+
+/* "METHOD base+target HTTP/1.1", host, content-length and type, the upstream's and the call's headers. Built with
+ * copies only: it is on every call's path. */
+static char *build_head(const gw_upstream_pool *pool, const gw_upstream_request *req, size_t *len)
 {
     const bff_upstream *up = req->upstream;
-    size_t cap = strlen(req->method) + strlen(up->base_path) + req->target.len + strlen(up->host) + 128;
+    size_t mlen = strlen(req->method), blen = strlen(up->base_path);
+    size_t cap = mlen + blen + req->target.len + pool->host_line_len + 96;
     for (size_t i = 0; i < up->nheaders; ++i)
         cap += strlen(up->header_names[i]) + strlen(up->header_values[i]) + 4;
     for (size_t i = 0; i < req->nheaders; ++i)
@@ -611,28 +650,33 @@ static char *build_head(const gw_upstream_request *req, size_t *len)
     char *head = malloc(cap);
     if (head == NULL)
         return NULL;
-    int v6 = strchr(up->host, ':') != NULL; /* an IPv6 literal: brackets in Host */
-    int n = snprintf(head, cap, "%s %s%.*s HTTP/1.1\r\nhost: %s%s%s", req->method, up->base_path, (int)req->target.len,
-                     req->target.base, v6 ? "[" : "", up->host, v6 ? "]" : "");
-    size_t at = (size_t)n;
-    if (up->port != (up->https ? 443 : 80))
-        at += (size_t)snprintf(head + at, cap - at, ":%u", (unsigned)up->port);
-    at += (size_t)snprintf(head + at, cap - at, "\r\n");
+    char *at = put(head, req->method, mlen);
+    *at++ = ' ';
+    at = put(at, up->base_path, blen);
+    at = put(at, req->target.base, req->target.len);
+    at = put(at, H2O_STRLIT(" HTTP/1.1\r\n"));
+    at = put(at, pool->host_line, pool->host_line_len);
     int has_body = req->body.len > 0;
     int sends_length = has_body || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0 ||
                        strcmp(req->method, "PATCH") == 0;
-    if (sends_length)
-        at += (size_t)snprintf(head + at, cap - at, "content-length: %zu\r\n", req->body.len);
+    if (sends_length) {
+        char digits[24];
+        size_t n = 0, v = req->body.len;
+        do
+            digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        at = put_header(at, H2O_STRLIT("content-length"), digits + sizeof(digits) - n, n);
+    }
     if (has_body)
-        at += (size_t)snprintf(head + at, cap - at, "content-type: application/json\r\n");
+        at = put(at, H2O_STRLIT("content-type: application/json\r\n"));
     for (size_t i = 0; i < up->nheaders; ++i)
-        at += (size_t)snprintf(head + at, cap - at, "%s: %s\r\n", up->header_names[i], up->header_values[i]);
+        at = put_header(at, up->header_names[i], strlen(up->header_names[i]), up->header_values[i],
+                        strlen(up->header_values[i]));
     for (size_t i = 0; i < req->nheaders; ++i)
-        at +=
-            (size_t)snprintf(head + at, cap - at, "%.*s: %.*s\r\n", (int)req->headers[2 * i].len,
-                             req->headers[2 * i].base, (int)req->headers[2 * i + 1].len, req->headers[2 * i + 1].base);
-    at += (size_t)snprintf(head + at, cap - at, "\r\n");
-    *len = at;
+        at = put_header(at, req->headers[2 * i].base, req->headers[2 * i].len, req->headers[2 * i + 1].base,
+                        req->headers[2 * i + 1].len);
+    at = put(at, "\r\n", 2);
+    *len = (size_t)(at - head);
     return head;
 }
 
@@ -645,7 +689,7 @@ gw_upstream_call *gw_upstream_start(struct gw_worker *w, const gw_upstream_reque
     call->upstream = req->upstream;
     call->pool = pool_for(w, req->upstream);
     size_t head_len = 0;
-    call->head = build_head(req, &head_len);
+    call->head = call->pool != NULL ? build_head(call->pool, req, &head_len) : NULL;
     call->body = req->body.len > 0 ? malloc(req->body.len) : NULL;
     if (call->pool == NULL || call->head == NULL || (req->body.len > 0 && call->body == NULL)) {
         free(call->head);

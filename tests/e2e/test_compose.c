@@ -503,6 +503,15 @@ static void test_request_id_and_traceparent_are_forwarded(void **state)
     if (tp == NULL)
         fail_msg("the upstream got: %s", last);
     assert_null(strstr(last, "00f067aa0ba902b7"));
+    /* a whole traceparent: 2 + 32 + 16 + 2 hex digits and the flags kept */
+    const char *end = strchr(tp + 1, '\n');
+    assert_int_equal(end - (tp + strlen("\ntraceparent: ")), 55);
+    assert_memory_equal(end - 3, "-01", 3);
+    /* Host names the upstream with its port (not the scheme's default) */
+    char host[64];
+    snprintf(host, sizeof(host), "\nhost: 127.0.0.1:%d\n", e2e_upstream_port(up));
+    if (strstr(last, host) == NULL)
+        fail_msg("no %s in: %s", host + 1, last);
     free(last);
     /* Without a traceparent, a new trace starts. */
     v = request_json("GET", "/web/trace", NULL, NULL, &res);
