@@ -14,6 +14,7 @@
 #include "../functions/fn_log.h"
 #include "live.h"
 #include "metrics.h"
+#include "overload.h"
 #include "reload.h"
 #include "respond.h"
 #include "server.h"
@@ -137,11 +138,13 @@ static int on_admin_request(h2o_handler_t *self, h2o_req_t *req)
         send_json(req, 200, &body);
     } else if (is(req, "GET", "/readyz")) {
         bff_snapshot *snap = gw_live_acquire();
-        int ready = snap != NULL && !atomic_load(&A.draining);
+        int draining = atomic_load(&A.draining), overloaded = gw_overload_memory_over();
+        int ready = snap != NULL && !draining && !overloaded;
         bff_snapshot_release(&snap);
-        fn_buf_append_str(&body, ready                      ? "{\"status\":\"ready\"}"
-                                 : atomic_load(&A.draining) ? "{\"status\":\"draining\"}"
-                                                            : "{\"status\":\"no configuration\"}");
+        fn_buf_append_str(&body, ready        ? "{\"status\":\"ready\"}"
+                                 : draining   ? "{\"status\":\"draining\"}"
+                                 : overloaded ? "{\"status\":\"overloaded\"}"
+                                              : "{\"status\":\"no configuration\"}");
         send_json(req, ready ? 200 : 503, &body);
     } else if (is(req, "GET", "/metrics")) {
         gw_metrics_render(&body);

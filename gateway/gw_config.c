@@ -12,8 +12,9 @@
 #include "request.h"
 
 static const char *const server_keys[] = {
-    "listen",           "threads", "max_body_bytes", "drain_timeout_ms", "log_level",
-    "function_threads", "admin",   "log_file",       "access_log",       NULL};
+    "listen",   "threads",    "max_body_bytes", "drain_timeout_ms",   "log_level",         "function_threads", "admin",
+    "log_file", "access_log", "overload",       "request_timeout_ms", "http2_max_streams", "max_connections",  NULL};
+static const char *const overload_keys[] = {"max_inflight", "max_memory_mb", "retry_after_s", NULL};
 static const char *const admin_keys[] = {"address", "port", NULL};
 static const char *const listen_keys[] = {"address", "port", "tls", NULL};
 static const char *const tls_keys[] = {"certificate", "key", NULL};
@@ -94,6 +95,9 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
     cfg->function_threads = GW_DEFAULT_FUNCTION_THREADS;
     cfg->access_log = 1;
     cfg->drain_timeout_ms = GW_DEFAULT_DRAIN_TIMEOUT_MS;
+    cfg->overload.retry_after_s = 1;
+    cfg->request_timeout_ms = GW_DEFAULT_REQUEST_TIMEOUT_MS;
+    cfg->http2_max_streams = GW_DEFAULT_HTTP2_MAX_STREAMS;
     cfg->log_level = FN_LOG_INFO;
     json_t *server = NULL;
     if (cfg_get_object(errs, file, "", root, "server", 0, &server) != 1 || json_object_get(server, "listen") == NULL) {
@@ -113,6 +117,9 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
         cfg->function_threads = (unsigned)v;
     cfg_get_uint(errs, file, "server", server, "max_body_bytes", 1, (uint64_t)1 << 32, 0, &cfg->max_body_bytes);
     cfg_get_uint(errs, file, "server", server, "drain_timeout_ms", 0, 3600000, 0, &cfg->drain_timeout_ms);
+    cfg_get_uint(errs, file, "server", server, "request_timeout_ms", 100, 3600000, 0, &cfg->request_timeout_ms);
+    cfg_get_uint(errs, file, "server", server, "http2_max_streams", 1, 1000, 0, &cfg->http2_max_streams);
+    cfg_get_uint(errs, file, "server", server, "max_connections", 0, 10000000, 0, &cfg->max_connections);
     json_t *admin;
     if (cfg_get_object(errs, file, "server", server, "admin", 0, &admin) == 1) {
         cfg_check_keys(errs, file, "server.admin", admin, admin_keys);
@@ -127,6 +134,16 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
         snprintf(cfg->admin.address, sizeof(cfg->admin.address), "%s", address);
         cfg->admin.port = (uint16_t)port;
         cfg->has_admin = 1;
+    }
+    json_t *overload;
+    if (cfg_get_object(errs, file, "server", server, "overload", 0, &overload) == 1) {
+        cfg_check_keys(errs, file, "server.overload", overload, overload_keys);
+        cfg_get_uint(errs, file, "server.overload", overload, "max_inflight", 0, 10000000, 0,
+                     &cfg->overload.max_inflight);
+        cfg_get_uint(errs, file, "server.overload", overload, "max_memory_mb", 0, (uint64_t)1 << 30, 0,
+                     &cfg->overload.max_memory_mb);
+        if (cfg_get_uint(errs, file, "server.overload", overload, "retry_after_s", 1, 3600, 0, &v) == 1)
+            cfg->overload.retry_after_s = (unsigned)v;
     }
     const char *log_file = NULL;
     if (cfg_get_string(errs, file, "server", server, "log_file", 0, &log_file) == 1)

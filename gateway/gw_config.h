@@ -13,6 +13,8 @@
 #define GW_DEFAULT_DRAIN_TIMEOUT_MS 10000
 #define GW_DEFAULT_PORT 8080
 #define GW_DEFAULT_FUNCTION_THREADS 64
+#define GW_DEFAULT_REQUEST_TIMEOUT_MS 10000
+#define GW_DEFAULT_HTTP2_MAX_STREAMS 100
 
 typedef struct gw_listen {
     char address[64];      /* numeric IPv4 or IPv6 address */
@@ -20,6 +22,12 @@ typedef struct gw_listen {
     char *tls_certificate; /* resolved paths, malloc'd; both NULL for cleartext */
     char *tls_key;
 } gw_listen;
+
+typedef struct gw_overload_config {
+    uint64_t max_inflight;  /* routed requests in flight in the process; 0: no mark */
+    uint64_t max_memory_mb; /* resident set size; 0: no mark */
+    unsigned retry_after_s; /* what refused requests are told (default 1) */
+} gw_overload_config;
 
 typedef struct gw_server_config {
     gw_listen listen[GW_MAX_LISTENERS];
@@ -30,9 +38,13 @@ typedef struct gw_server_config {
     unsigned function_threads; /* most threads of the C function pool */
     uint64_t max_body_bytes;
     uint64_t drain_timeout_ms;
-    int log_level;  /* fn_log_level */
-    char *log_file; /* NULL: stderr */
-    int access_log; /* one JSON line per request and one per invocation (default on) */
+    uint64_t request_timeout_ms; /* HTTP/1: a whole request (head and body) and keep-alive idle; HTTP/2: idle */
+    uint64_t http2_max_streams;  /* concurrent requests per HTTP/2 connection */
+    uint64_t max_connections;    /* open client connections in the process; 0: no limit */
+    int log_level;               /* fn_log_level */
+    char *log_file;              /* NULL: stderr */
+    int access_log;              /* one JSON line per request and one per invocation (default on) */
+    gw_overload_config overload;
 } gw_server_config;
 
 void gw_server_config_release(gw_server_config *cfg);

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "../functions/fn_log.h"
+#include "overload.h"
 #include "request.h"
 #include "respond.h"
 
@@ -168,6 +169,15 @@ int gw_handle_request(h2o_handler_t *self, h2o_req_t *req)
         goto Done; /* a preflight, answered here: before authentication, which browsers do not send */
     int found = bff_route_table_match(fe->table, method, rest, rest_len, &m);
     if (found == 1) {
+        const char *mark = gw_overload_check(w);
+        if (mark != NULL) {
+            char retry[16];
+            int n = snprintf(retry, sizeof(retry), "%u", gw_overload_retry_after_s());
+            h2o_iovec_t v = h2o_strdup(&req->pool, retry, (size_t)n);
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
+            gw_send_error(req, 503, "the gateway is overloaded", mark, id);
+            goto Done;
+        }
         gw_request_run(w, req, id, snap, fe, &m); /* takes the snapshot reference */
         return 0;
     } else if (found < 0) {

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "live.h"
 #include "metrics.h"
+#include "overload.h"
 #include "reload.h"
 #include "request.h"
 #include "server.h"
@@ -207,6 +208,7 @@ int main(int argc, char **argv)
     gw_metrics_init(server.threads);
     SSL_load_error_strings();
     SSL_library_init();
+    gw_overload_configure(&server.overload, server.threads);
     gw_live_publish(snap);
     gw_server *srv = NULL;
     char err[512];
@@ -231,9 +233,13 @@ int main(int argc, char **argv)
         status = 1;
     }
     while (status == 0) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        /* Woken every 100 ms to sample memory for server.overload.max_memory_mb. */
+        struct timespec tick = {0, 100 * 1000000L};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig < 0) {
+            gw_overload_sample();
             continue;
+        }
         if (sig == SIGHUP) {
             gw_reload_request();
             continue;

@@ -12,7 +12,9 @@
 
 #include "../functions/lua_runtime.h"
 #include "live.h"
+#include "overload.h"
 #include "reload.h"
+#include "server.h"
 
 /* Latency buckets (seconds): 0.5 ms .. 10 s. */
 static const double bucket_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -408,7 +410,7 @@ void gw_metrics_render(fn_buf *out)
             lua_bytes += st.idle_bytes;
         }
     }
-    char line[512];
+    char line[1024];
     snprintf(line, sizeof(line),
              "# HELP bffgate_lua_memory_bytes Memory held by warm (idle) Lua states.\n"
              "# TYPE bffgate_lua_memory_bytes gauge\nbffgate_lua_memory_bytes %zu\n",
@@ -429,6 +431,20 @@ void gw_metrics_render(fn_buf *out)
              "# HELP bffgate_reload_failures_total Reloads refused (the running version kept serving).\n"
              "# TYPE bffgate_reload_failures_total counter\nbffgate_reload_failures_total %llu\n",
              (unsigned long long)reloads, (unsigned long long)failures);
+    fn_buf_append_str(out, line);
+    snprintf(line, sizeof(line),
+             "# HELP bffgate_overload_refused_total Requests refused with 503 past a server.overload mark.\n"
+             "# TYPE bffgate_overload_refused_total counter\n"
+             "bffgate_overload_refused_total{mark=\"max_inflight\"} %llu\n"
+             "bffgate_overload_refused_total{mark=\"max_memory_mb\"} %llu\n"
+             "# HELP bffgate_overload_memory_over Whether resident memory is over server.overload.max_memory_mb.\n"
+             "# TYPE bffgate_overload_memory_over gauge\nbffgate_overload_memory_over %d\n"
+             "# HELP bffgate_connections_open Client connections open (counted when server.max_connections is set).\n"
+             "# TYPE bffgate_connections_open gauge\nbffgate_connections_open %zu\n"
+             "# HELP bffgate_accept_paused_total Times a worker stopped accepting at server.max_connections.\n"
+             "# TYPE bffgate_accept_paused_total counter\nbffgate_accept_paused_total %llu\n",
+             (unsigned long long)gw_overload_refused(0), (unsigned long long)gw_overload_refused(1),
+             gw_overload_memory_over(), gw_server_open_connections(), (unsigned long long)gw_server_accept_pauses());
     fn_buf_append_str(out, line);
     snprintf(line, sizeof(line),
              "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"

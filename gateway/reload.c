@@ -18,6 +18,7 @@
 #include "../functions/fn_log.h"
 #include "live.h"
 #include "request.h"
+#include "overload.h"
 #include "server.h"
 
 #define DEBOUNCE_MS 50
@@ -110,7 +111,7 @@ static int same_listen(const gw_listen *a, const gw_listen *b)
 /* Appends "restartNeeded": [...] for server settings that differ from the running ones. */
 static size_t note_restart_needed(const gw_server_config *next, fn_buf *out)
 {
-    const char *changed[8];
+    const char *changed[12];
     size_t n = 0;
     int listen_same = next->nlisten == R.running.nlisten;
     for (size_t i = 0; listen_same && i < next->nlisten; ++i)
@@ -125,6 +126,12 @@ static size_t note_restart_needed(const gw_server_config *next, fn_buf *out)
         changed[n++] = "server.drain_timeout_ms";
     if (next->function_threads != R.running.function_threads)
         changed[n++] = "server.function_threads";
+    if (next->request_timeout_ms != R.running.request_timeout_ms)
+        changed[n++] = "server.request_timeout_ms";
+    if (next->http2_max_streams != R.running.http2_max_streams)
+        changed[n++] = "server.http2_max_streams";
+    if (next->max_connections != R.running.max_connections)
+        changed[n++] = "server.max_connections";
     if ((next->log_file == NULL) != (R.running.log_file == NULL) ||
         (next->log_file != NULL && strcmp(next->log_file, R.running.log_file) != 0))
         changed[n++] = "server.log_file";
@@ -188,6 +195,7 @@ int gw_reload_now(const char *reason, fn_buf *result)
         note_restart_needed(&next, &details);
         fn_log_set_level((fn_log_level)next.log_level);
         gw_access_log_set(next.access_log);
+        gw_overload_reconfigure(&next.overload);
         uint64_t version = snap->version;
         gw_live_publish(snap); /* takes the reference */
         if (R.server != NULL)

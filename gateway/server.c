@@ -8,12 +8,14 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../functions/fn.h"
 #include "../functions/fn_log.h"
 #include "request.h"
 #include "upstream.h"
@@ -21,6 +23,7 @@
 
 /* While draining, an idle HTTP/1 keep-alive connection is closed after this long. */
 #define DRAIN_IDLE_TIMEOUT_MS 200
+#define ACCEPT_CHECK_MS 20 /* how often a worker paused at max_connections looks again */
 
 struct gw_server {
     gw_server_config cfg; /* a copy; the TLS paths are not used after start */
@@ -111,14 +114,88 @@ Error:
     return NULL;
 }
 
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+/* Client connections open in the process, counted against server.max_connections (when it is set). */
+static atomic_size_t open_connections;
+static atomic_uint_fast64_t accept_pauses;
+
+size_t gw_server_open_connections(void)
+{
+    return atomic_load_explicit(&open_connections, memory_order_relaxed);
+}
+
+uint64_t gw_server_accept_pauses(void)
+{
+    return atomic_load_explicit(&accept_pauses, memory_order_relaxed);
+}
+
+static void set_accepting(gw_worker *w, int on)
+{
+    for (size_t i = 0; i < w->nlisteners; ++i) {
+        if (w->listeners[i] == NULL)
+            continue;
+        if (on)
+            h2o_socket_read_start(w->listeners[i], on_accept);
+        else
+            h2o_socket_read_stop(w->listeners[i]);
+    }
+}
+
+static void on_accept_check(gw_timer *timer)
+{
+    gw_worker *w = H2O_STRUCT_FROM_MEMBER(gw_worker, accept_check, timer);
+    if (w->stopping)
+        return;
+    if (gw_server_open_connections() < w->server->cfg.max_connections) {
+        w->accept_paused = 0;
+        set_accepting(w, 1);
+    } else {
+        gw_timer_start(w, &w->accept_check, ACCEPT_CHECK_MS, on_accept_check);
+    }
+}
+
+static void on_connection_closed(void *data)
+{
+    (void)data;
+    atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+}
+
+/* At the limit, this worker stops taking connections (the kernel's backlog holds new ones) and checks back
+ * every ACCEPT_CHECK_MS; open connections are not touched. */
+static void pause_accepting(gw_worker *w)
+{
+    w->accept_paused = 1;
+    atomic_fetch_add_explicit(&accept_pauses, 1, memory_order_relaxed);
+    set_accepting(w, 0);
+    gw_timer_start(w, &w->accept_check, ACCEPT_CHECK_MS, on_accept_check);
+    uint64_t now = fn_now_ns();
+    if (w->accept_paused_logged_ns == 0 || now - w->accept_paused_logged_ns > 10000000000ULL) {
+        w->accept_paused_logged_ns = now;
+        fn_log_msg(FN_LOG_WARN, "worker %u: %zu connections open (server.max_connections): not accepting for now",
+                   w->index, gw_server_open_connections());
+    }
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err != NULL)
         return;
     h2o_accept_ctx_t *accept_ctx = listener->data;
+    gw_worker *w = (gw_worker *)accept_ctx->ctx; /* the context is the worker's first member */
+    if (w->accept_paused)
+        return;
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-    if (sock != NULL)
-        h2o_accept(accept_ctx, sock);
+    if (sock == NULL)
+        return;
+    size_t max = w->server->cfg.max_connections;
+    if (max > 0) {
+        sock->on_close.cb = on_connection_closed;
+        sock->on_close.data = w;
+        if (atomic_fetch_add_explicit(&open_connections, 1, memory_order_relaxed) + 1 >= max)
+            pause_accepting(w);
+    }
+    h2o_accept(accept_ctx, sock);
 }
 
 static void close_listeners(gw_worker *w)
@@ -194,6 +271,7 @@ static void *worker_main(void *arg)
     }
     fn_log_batch_end();
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->control);
+    gw_timer_stop(&w->accept_check);
     gw_requests_dispose(w);
     if (!has_connections(w))
         gw_upstreams_dispose(w); /* with connections left, their calls may still use the pools */
@@ -242,6 +320,11 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
 
     h2o_config_init(&srv->globalconf);
     srv->globalconf.max_request_entity_size = (size_t)cfg->max_body_bytes;
+    /* HTTP/1: the time to send a whole request (head and body: slow clients are cut) and the keep-alive idle
+     * time; HTTP/2: the connection's idle time. */
+    srv->globalconf.http1.req_timeout = cfg->request_timeout_ms;
+    srv->globalconf.http2.idle_timeout = cfg->request_timeout_ms;
+    srv->globalconf.http2.max_concurrent_requests_per_connection = (size_t)cfg->http2_max_streams;
     srv->globalconf.http1.upgrade_to_http2 = 1;
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("bffgate"));
     /* Upstream calls have their own total deadline (at most 600 s); h2o's idle timeout (30 s by default) must

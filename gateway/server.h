@@ -31,6 +31,10 @@ int gw_listen_socket(const gw_listen *l, unsigned port, int reuseport, unsigned 
 int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, size_t cap);
 /* The port a listener is bound to (resolved when the config asked for port 0). */
 unsigned gw_server_port(const gw_server *srv, size_t listener);
+/* Client connections open now, and how often a worker paused accepting at server.max_connections (counted only
+ * when that limit is set). Any thread. */
+size_t gw_server_open_connections(void);
+uint64_t gw_server_accept_pauses(void);
 void gw_server_stop(gw_server *srv);
 /* After gw_live_publish: each worker drops its cached reference to the previous snapshot (posted to
  * its loop), so an old snapshot is freed when its last request ends, even on an idle worker. */

@@ -14,9 +14,9 @@ struct gw_worker;
 /*
  * A call runs on its worker's loop with our own HTTP/1.1 client over h2o sockets. Connections are
  * kept alive and reused through one pool per worker and upstream; they stay registered with the loop
- * (idle ones are closed when the upstream closes them or after the upstream's keepalive_ms). Each worker opens at most its share of the upstream's max_connections
- * (ceil(max / threads)); calls beyond it wait, in order, for a connection. A call has a total
- * deadline (connecting, waiting and reading included), not only an idle timeout; at the deadline it
+ * (idle ones are closed when the upstream closes them or after the upstream's keepalive_ms). Each worker opens at most
+ * its share of the upstream's max_connections (ceil(max / threads)); calls beyond it wait, in order, for a connection.
+ * A call has a total deadline (connecting, waiting and reading included), not only an idle timeout; at the deadline it
  * is cancelled and its connection closed. Responses larger than the upstream's max_body_bytes fail.
  * A GET or HEAD that fails before any response byte (e.g. a kept-alive connection the upstream had
  * just closed) is tried once more on a new connection while time remains.

@@ -42,6 +42,9 @@ typedef struct gw_worker {
     unsigned nthreads;                        /* worker threads of the server (upstream connection shares) */
     struct gw_upstream_pool **upstream_pools; /* see upstream.c */
     h2o_linklist_t flights;                   /* collapsed upstream GETs in flight (call.c) */
+    int accept_paused;                        /* at server.max_connections: listeners not read */
+    gw_timer accept_check;                    /* while paused: resumes once connections closed */
+    uint64_t accept_paused_logged_ns;
     size_t nupstream_pools;
 } gw_worker;
 

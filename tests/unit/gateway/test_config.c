@@ -305,6 +305,31 @@ static void test_unknown_key_in_server(void **state)
                       "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
                       "  \"frontends\": [\"frontends/*.json\"] }\n",
                       NULL, "gateway.json: server.listen[0].host: unknown key \"host\"");
+    expect_only_error("{ \"server\": { \"overload\": { \"max_inflight\": 10, \"max_rss\": 5 } },\n"
+                      "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
+                      "  \"frontends\": [\"frontends/*.json\"] }\n",
+                      NULL, "gateway.json: server.overload.max_rss: unknown key \"max_rss\"");
+}
+
+static void test_edge_and_overload_ranges(void **state)
+{
+    (void)state;
+    expect_only_error("{ \"server\": { \"overload\": { \"retry_after_s\": 0 } },\n"
+                      "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
+                      "  \"frontends\": [\"frontends/*.json\"] }\n",
+                      NULL, "gateway.json: server.overload.retry_after_s: must be between 1 and 3600, got 0");
+    expect_only_error("{ \"server\": { \"request_timeout_ms\": 5 },\n"
+                      "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
+                      "  \"frontends\": [\"frontends/*.json\"] }\n",
+                      NULL, "gateway.json: server.request_timeout_ms: must be between 100 and 3600000, got 5");
+    expect_only_error("{ \"server\": { \"http2_max_streams\": 0 },\n"
+                      "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
+                      "  \"frontends\": [\"frontends/*.json\"] }\n",
+                      NULL, "gateway.json: server.http2_max_streams: must be between 1 and 1000, got 0");
+    expect_only_error("{ \"server\": { \"overload\": [] },\n"
+                      "  \"functions\": { \"profile\": { \"lua\": \"functions/profile.lua\" } },\n"
+                      "  \"frontends\": [\"frontends/*.json\"] }\n",
+                      NULL, "gateway.json: server.overload: must be an object");
 }
 
 static void test_unknown_key_in_frontend(void **state)
@@ -1229,6 +1254,7 @@ int main(void)
         T(test_root_not_an_object),
         T(test_unknown_key_top_level),
         T(test_unknown_key_in_server),
+        T(test_edge_and_overload_ranges),
         T(test_unknown_key_in_frontend),
         T(test_unknown_key_in_route),
         T(test_unknown_key_in_match),
