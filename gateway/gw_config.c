@@ -11,9 +11,21 @@
 #include "metrics.h"
 #include "request.h"
 
-static const char *const server_keys[] = {
-    "listen",   "threads",    "max_body_bytes", "drain_timeout_ms",   "log_level",         "function_threads", "admin",
-    "log_file", "access_log", "overload",       "request_timeout_ms", "http2_max_streams", "max_connections",  NULL};
+static const char *const server_keys[] = {"listen",
+                                          "threads",
+                                          "max_body_bytes",
+                                          "drain_timeout_ms",
+                                          "log_level",
+                                          "function_threads",
+                                          "admin",
+                                          "log_file",
+                                          "access_log",
+                                          "overload",
+                                          "request_timeout_ms",
+                                          "http2_max_streams",
+                                          "max_connections",
+                                          "http2_reset_budget",
+                                          NULL};
 static const char *const overload_keys[] = {"max_inflight", "max_memory_mb", "retry_after_s", NULL};
 static const char *const admin_keys[] = {"address", "port", NULL};
 static const char *const listen_keys[] = {"address", "port", "tls", NULL};
@@ -98,6 +110,7 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
     cfg->overload.retry_after_s = 1;
     cfg->request_timeout_ms = GW_DEFAULT_REQUEST_TIMEOUT_MS;
     cfg->http2_max_streams = GW_DEFAULT_HTTP2_MAX_STREAMS;
+    cfg->http2_reset_budget = GW_DEFAULT_HTTP2_RESET_BUDGET;
     cfg->log_level = FN_LOG_INFO;
     json_t *server = NULL;
     if (cfg_get_object(errs, file, "", root, "server", 0, &server) != 1 || json_object_get(server, "listen") == NULL) {
@@ -120,6 +133,7 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
     cfg_get_uint(errs, file, "server", server, "request_timeout_ms", 100, 3600000, 0, &cfg->request_timeout_ms);
     cfg_get_uint(errs, file, "server", server, "http2_max_streams", 1, 1000, 0, &cfg->http2_max_streams);
     cfg_get_uint(errs, file, "server", server, "max_connections", 0, 10000000, 0, &cfg->max_connections);
+    cfg_get_uint(errs, file, "server", server, "http2_reset_budget", 0, 1000000, 0, &cfg->http2_reset_budget);
     json_t *admin;
     if (cfg_get_object(errs, file, "server", server, "admin", 0, &admin) == 1) {
         cfg_check_keys(errs, file, "server.admin", admin, admin_keys);

@@ -15,6 +15,7 @@
 #define GW_DEFAULT_FUNCTION_THREADS 64
 #define GW_DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define GW_DEFAULT_HTTP2_MAX_STREAMS 100
+#define GW_DEFAULT_HTTP2_RESET_BUDGET 200
 
 typedef struct gw_listen {
     char address[64];      /* numeric IPv4 or IPv6 address */
@@ -41,6 +42,7 @@ typedef struct gw_server_config {
     uint64_t request_timeout_ms; /* HTTP/1: a whole request (head and body) and keep-alive idle; HTTP/2: idle */
     uint64_t http2_max_streams;  /* concurrent requests per HTTP/2 connection */
     uint64_t max_connections;    /* open client connections in the process; 0: no limit */
+    uint64_t http2_reset_budget; /* requests an HTTP/2 connection may cancel in a burst (Rapid Reset); 0: off */
     int log_level;               /* fn_log_level */
     char *log_file;              /* NULL: stderr */
     int access_log;              /* one JSON line per request and one per invocation (default on) */

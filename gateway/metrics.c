@@ -442,9 +442,12 @@ void gw_metrics_render(fn_buf *out)
              "# HELP bffgate_connections_open Client connections open (counted when server.max_connections is set).\n"
              "# TYPE bffgate_connections_open gauge\nbffgate_connections_open %zu\n"
              "# HELP bffgate_accept_paused_total Times a worker stopped accepting at server.max_connections.\n"
-             "# TYPE bffgate_accept_paused_total counter\nbffgate_accept_paused_total %llu\n",
+             "# TYPE bffgate_accept_paused_total counter\nbffgate_accept_paused_total %llu\n"
+             "# HELP bffgate_http2_reset_cuts_total HTTP/2 connections shut down for cancelling too many requests.\n"
+             "# TYPE bffgate_http2_reset_cuts_total counter\nbffgate_http2_reset_cuts_total %llu\n",
              (unsigned long long)gw_overload_refused(0), (unsigned long long)gw_overload_refused(1),
-             gw_overload_memory_over(), gw_server_open_connections(), (unsigned long long)gw_server_accept_pauses());
+             gw_overload_memory_over(), gw_server_open_connections(), (unsigned long long)gw_server_accept_pauses(),
+             (unsigned long long)gw_server_reset_cuts());
     fn_buf_append_str(out, line);
     snprintf(line, sizeof(line),
              "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"

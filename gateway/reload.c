@@ -111,7 +111,7 @@ static int same_listen(const gw_listen *a, const gw_listen *b)
 /* Appends "restartNeeded": [...] for server settings that differ from the running ones. */
 static size_t note_restart_needed(const gw_server_config *next, fn_buf *out)
 {
-    const char *changed[12];
+    const char *changed[16];
     size_t n = 0;
     int listen_same = next->nlisten == R.running.nlisten;
     for (size_t i = 0; listen_same && i < next->nlisten; ++i)
@@ -132,6 +132,8 @@ static size_t note_restart_needed(const gw_server_config *next, fn_buf *out)
         changed[n++] = "server.http2_max_streams";
     if (next->max_connections != R.running.max_connections)
         changed[n++] = "server.max_connections";
+    if (next->http2_reset_budget != R.running.http2_reset_budget)
+        changed[n++] = "server.http2_reset_budget";
     if ((next->log_file == NULL) != (R.running.log_file == NULL) ||
         (next->log_file != NULL && strcmp(next->log_file, R.running.log_file) != 0))
         changed[n++] = "server.log_file";

@@ -17,6 +17,7 @@
 #include "event.h"
 #include "metrics.h"
 #include "respond.h"
+#include "server.h"
 #include "worker.h"
 
 #define SWEEP_INTERVAL_MS 20
@@ -601,6 +602,8 @@ void gw_request_admit(bff_waiter *waiter)
 static void on_req_disposed(void *holder)
 {
     gw_request *gr = *(gw_request **)holder;
+    if (gr->state != STATE_ANSWERED)
+        gw_server_note_cancel(gr->req); /* HTTP/2 Rapid Reset is counted per connection */
     gr->req = NULL;
     if (gr->state != STATE_ANSWERED) {
         event(gr, GW_EV_CLIENT_GONE);

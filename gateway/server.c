@@ -155,10 +155,68 @@ static void on_accept_check(gw_timer *timer)
     }
 }
 
+/* What the gateway keeps per client connection, beyond h2o: found from a request through its socket's
+ * on_close.data, freed when h2o closes the socket. */
+typedef struct gw_conn {
+    gw_worker *w;
+    int counted;         /* in open_connections */
+    int cut;             /* shut down for cancelling too many requests */
+    double reset_tokens; /* HTTP/2 cancellations left in the budget */
+    uint64_t refill_ns;
+} gw_conn;
+
+static atomic_uint_fast64_t reset_cuts;
+
+uint64_t gw_server_reset_cuts(void)
+{
+    return atomic_load_explicit(&reset_cuts, memory_order_relaxed);
+}
+
 static void on_connection_closed(void *data)
 {
-    (void)data;
-    atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+    gw_conn *conn = data;
+    if (conn->counted)
+        atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+    free(conn);
+}
+
+void gw_server_note_cancel(h2o_req_t *req)
+{
+    if (req == NULL || req->version < 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->on_close.cb != on_connection_closed)
+        return;
+    gw_conn *conn = sock->on_close.data;
+    uint64_t budget = conn->w->server->cfg.http2_reset_budget;
+    if (budget == 0 || conn->cut)
+        return;
+    /* A token bucket: `budget` cancellations at once, regained at budget / 10 per second. */
+    uint64_t now = fn_now_ns();
+    conn->reset_tokens += (double)(now - conn->refill_ns) / 1e9 * (double)budget / 10.0;
+    if (conn->reset_tokens > (double)budget)
+        conn->reset_tokens = (double)budget;
+    conn->refill_ns = now;
+    if ((conn->reset_tokens -= 1.0) >= 0.0)
+        return;
+    /* HTTP/2 Rapid Reset (CVE-2023-44487; h2o 2.2.5 has no defence): each HEADERS starts work that its
+     * RST_STREAM throws away, and the stream cap never fills. The connection is shut down; h2o sees it end and
+     * disposes its streams. */
+    conn->cut = 1;
+    atomic_fetch_add_explicit(&reset_cuts, 1, memory_order_relaxed);
+    char addr[INET6_ADDRSTRLEN] = "?";
+    struct sockaddr_storage ss;
+    if (h2o_socket_getpeername(sock, (struct sockaddr *)&ss) != 0) {
+        if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
+    }
+    fn_log_msg(FN_LOG_WARN,
+               "closing an HTTP/2 connection from %s: it cancelled requests faster than server.http2_reset_budget "
+               "(%llu) allows",
+               addr, (unsigned long long)budget);
+    shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
 }
 
 /* At the limit, this worker stops taking connections (the kernel's backlog holds new ones) and checks back
@@ -188,10 +246,19 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
     if (sock == NULL)
         return;
+    gw_conn *conn = calloc(1, sizeof(*conn));
+    if (conn == NULL) {
+        h2o_socket_close(sock);
+        return;
+    }
+    conn->w = w;
+    conn->reset_tokens = (double)w->server->cfg.http2_reset_budget;
+    conn->refill_ns = fn_now_ns();
+    sock->on_close.cb = on_connection_closed;
+    sock->on_close.data = conn;
     size_t max = w->server->cfg.max_connections;
     if (max > 0) {
-        sock->on_close.cb = on_connection_closed;
-        sock->on_close.data = w;
+        conn->counted = 1;
         if (atomic_fetch_add_explicit(&open_connections, 1, memory_order_relaxed) + 1 >= max)
             pause_accepting(w);
     }

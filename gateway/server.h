@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <h2o.h>
+
 #include "gw_config.h"
 
 /*
@@ -35,6 +37,12 @@ unsigned gw_server_port(const gw_server *srv, size_t listener);
  * when that limit is set). Any thread. */
 size_t gw_server_open_connections(void);
 uint64_t gw_server_accept_pauses(void);
+/* A client cancelled `req` before its answer (HTTP/2: RST_STREAM). A connection that does it faster than
+ * server.http2_reset_budget allows (a burst of budget, regained at budget / 10 per second) is shut down and
+ * logged. HTTP/1 requests are ignored. Worker thread. */
+void gw_server_note_cancel(h2o_req_t *req);
+/* HTTP/2 connections shut down for that so far. Any thread. */
+uint64_t gw_server_reset_cuts(void);
 void gw_server_stop(gw_server *srv);
 /* After gw_live_publish: each worker drops its cached reference to the previous snapshot (posted to
  * its loop), so an old snapshot is freed when its last request ends, even on an idle worker. */

@@ -26,7 +26,7 @@ static const char gateway_fmt[] =
     "{\n"
     "  \"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 1,\n"
     "             \"admin\": {\"address\": \"127.0.0.1\", \"port\": @ADMIN@},\n"
-    "             \"request_timeout_ms\": 1500, \"max_connections\": 8,\n"
+    "             \"request_timeout_ms\": 1500, \"max_connections\": 8, \"http2_reset_budget\": 20,\n"
     "             \"overload\": %s},\n"
     "  \"functions\": {\"sleeper\": {\"lua\": \"sleeper.lua\"}},\n"
     "  \"frontends\": [\"api.json\"]\n"
@@ -290,6 +290,109 @@ static void test_max_connections_pauses_accepting(void **state)
     assert_true(metric("bffgate_accept_paused_total ") >= pauses_before + 1);
 }
 
+/* A raw HTTP/2 client (prior knowledge), enough for Rapid Reset: HEADERS that start requests, RST_STREAMs that
+ * cancel them at once, the way CVE-2023-44487 does it. */
+static void h2_frame(int fd, uint8_t type, uint8_t flags, uint32_t stream, const void *payload, size_t len)
+{
+    uint8_t head[9] = {(uint8_t)(len >> 16),    (uint8_t)(len >> 8),     (uint8_t)len,           type,           flags,
+                       (uint8_t)(stream >> 24), (uint8_t)(stream >> 16), (uint8_t)(stream >> 8), (uint8_t)stream};
+    /* Best effort: once the server has shut the connection down, sends fail; what is read says what happened. */
+    if (send(fd, head, 9, MSG_NOSIGNAL) == 9 && len > 0)
+        (void)!send(fd, payload, len, MSG_NOSIGNAL);
+}
+
+static int h2_connect(void)
+{
+    int fd = raw_connect();
+    raw_send(fd, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    h2_frame(fd, 4 /* SETTINGS */, 0, 0, NULL, 0);
+    return fd;
+}
+
+/* GET `path` on `stream`: HPACK :method GET and :scheme http from the static table, :path and :authority as
+ * literals with indexed names. */
+static void h2_get(int fd, uint32_t stream, const char *path)
+{
+    uint8_t block[256];
+    size_t n = 0, plen = strlen(path);
+    block[n++] = 0x82; /* :method GET */
+    block[n++] = 0x86; /* :scheme http */
+    block[n++] = 0x04; /* :path, literal */
+    block[n++] = (uint8_t)plen;
+    memcpy(block + n, path, plen);
+    n += plen;
+    block[n++] = 0x01; /* :authority, literal */
+    block[n++] = 9;
+    memcpy(block + n, "127.0.0.1", 9);
+    n += 9;
+    h2_frame(fd, 1 /* HEADERS */, 0x5 /* END_STREAM | END_HEADERS */, stream, block, n);
+}
+
+static void h2_reset(int fd, uint32_t stream)
+{
+    uint8_t code[4] = {0, 0, 0, 8}; /* CANCEL */
+    h2_frame(fd, 3 /* RST_STREAM */, 0, stream, code, 4);
+}
+
+/* Reads frames until a HEADERS frame for `stream` (1), the server closing the connection (0) or ms passing (-1). */
+static int h2_wait_headers(int fd, uint32_t stream, int ms)
+{
+    uint8_t buf[65536];
+    size_t have = 0;
+    for (;;) {
+        while (have >= 9) {
+            size_t len = ((size_t)buf[0] << 16) | ((size_t)buf[1] << 8) | buf[2];
+            if (have < 9 + len)
+                break;
+            uint32_t id =
+                ((uint32_t)(buf[5] & 0x7f) << 24) | ((uint32_t)buf[6] << 16) | ((uint32_t)buf[7] << 8) | buf[8];
+            if (buf[3] == 1 && id == stream)
+                return 1;
+            memmove(buf, buf + 9 + len, have - 9 - len);
+            have -= 9 + len;
+        }
+        if (!readable_within(fd, ms))
+            return -1;
+        ssize_t r = recv(fd, buf + have, sizeof(buf) - have, 0);
+        if (r <= 0)
+            return 0;
+        have += (size_t)r;
+    }
+}
+
+static void test_rapid_reset_shuts_the_connection(void **state)
+{
+    (void)state;
+    double cuts = metric("bffgate_http2_reset_cuts_total ");
+    /* Within the budget (20): a client may cancel what it no longer needs, and is still served. */
+    int fd = h2_connect();
+    for (uint32_t s = 1; s <= 19; s += 2) {
+        h2_get(fd, s, "/sleep?ms=2000");
+        h2_reset(fd, s);
+    }
+    h2_get(fd, 21, "/sleep");
+    assert_int_equal(h2_wait_headers(fd, 21, 3000), 1);
+    close(fd);
+    assert_true(metric("bffgate_http2_reset_cuts_total ") == cuts);
+
+    /* Past it: the connection is shut down; the server goes on serving others. */
+    fd = h2_connect();
+    for (uint32_t s = 1; s <= 2 * 200; s += 2) {
+        h2_get(fd, s, "/sleep?ms=2000");
+        h2_reset(fd, s);
+    }
+    h2_get(fd, 403, "/sleep");
+    assert_int_equal(h2_wait_headers(fd, 403, 3000), 0);
+    close(fd);
+    assert_true(metric("bffgate_http2_reset_cuts_total ") == cuts + 1);
+    e2e_response res;
+    assert_int_equal(status_of("/sleep", &res), 200);
+    e2e_response_release(&res);
+    char *log = e2e_log(&srv);
+    assert_non_null(strstr(log, "it cancelled requests faster than server.http2_reset_budget (20) allows"));
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_memory_mark_refuses_and_fails_readiness_until_lifted),
         cmocka_unit_test(test_slow_clients_are_cut_and_others_stay_served),
         cmocka_unit_test(test_max_connections_pauses_accepting),
+        cmocka_unit_test(test_rapid_reset_shuts_the_connection),
     };
     return cmocka_run_group_tests_name("e2e/overload", tests, group_setup, group_teardown);
 }
