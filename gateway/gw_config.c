@@ -25,6 +25,8 @@ static const char *const server_keys[] = {"listen",
                                           "http2_max_streams",
                                           "max_connections",
                                           "http2_reset_budget",
+                                          "max_header_count",
+                                          "max_header_bytes",
                                           NULL};
 static const char *const overload_keys[] = {"max_inflight", "max_memory_mb", "retry_after_s", NULL};
 static const char *const admin_keys[] = {"address", "port", NULL};
@@ -111,6 +113,8 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
     cfg->request_timeout_ms = GW_DEFAULT_REQUEST_TIMEOUT_MS;
     cfg->http2_max_streams = GW_DEFAULT_HTTP2_MAX_STREAMS;
     cfg->http2_reset_budget = GW_DEFAULT_HTTP2_RESET_BUDGET;
+    cfg->max_header_count = GW_DEFAULT_MAX_HEADER_COUNT;
+    cfg->max_header_bytes = GW_DEFAULT_MAX_HEADER_BYTES;
     cfg->log_level = FN_LOG_INFO;
     json_t *server = NULL;
     if (cfg_get_object(errs, file, "", root, "server", 0, &server) != 1 || json_object_get(server, "listen") == NULL) {
@@ -134,6 +138,8 @@ static void parse_server(gw_server_config *cfg, json_t *root, const char *file, 
     cfg_get_uint(errs, file, "server", server, "http2_max_streams", 1, 1000, 0, &cfg->http2_max_streams);
     cfg_get_uint(errs, file, "server", server, "max_connections", 0, 10000000, 0, &cfg->max_connections);
     cfg_get_uint(errs, file, "server", server, "http2_reset_budget", 0, 1000000, 0, &cfg->http2_reset_budget);
+    cfg_get_uint(errs, file, "server", server, "max_header_count", 1, 10000, 0, &cfg->max_header_count);
+    cfg_get_uint(errs, file, "server", server, "max_header_bytes", 256, 1 << 20, 0, &cfg->max_header_bytes);
     json_t *admin;
     if (cfg_get_object(errs, file, "server", server, "admin", 0, &admin) == 1) {
         cfg_check_keys(errs, file, "server.admin", admin, admin_keys);

@@ -16,6 +16,8 @@
 #define GW_DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define GW_DEFAULT_HTTP2_MAX_STREAMS 100
 #define GW_DEFAULT_HTTP2_RESET_BUDGET 200
+#define GW_DEFAULT_MAX_HEADER_COUNT 100
+#define GW_DEFAULT_MAX_HEADER_BYTES 16384
 
 typedef struct gw_listen {
     char address[64];      /* numeric IPv4 or IPv6 address */
@@ -43,6 +45,8 @@ typedef struct gw_server_config {
     uint64_t http2_max_streams;  /* concurrent requests per HTTP/2 connection */
     uint64_t max_connections;    /* open client connections in the process; 0: no limit */
     uint64_t http2_reset_budget; /* requests an HTTP/2 connection may cancel in a burst (Rapid Reset); 0: off */
+    uint64_t max_header_count;   /* request header fields (431 above) */
+    uint64_t max_header_bytes;   /* names and values of the request's header fields together (431 above) */
     int log_level;               /* fn_log_level */
     char *log_file;              /* NULL: stderr */
     int access_log;              /* one JSON line per request and one per invocation (default on) */

@@ -145,6 +145,16 @@ int gw_handle_request(h2o_handler_t *self, h2o_req_t *req)
     gw_worker *w = (gw_worker *)req->conn->ctx;
     h2o_iovec_t id = request_id(w, req);
     gw_add_header(req, H2O_STRLIT("x-request-id"), id.base, id.len);
+    /* h2o's own caps (HTTP/1: a head of 8 KiB and 100 fields, answered 400) come first; these hold for
+     * HTTP/2 too, before any routing work. */
+    size_t header_bytes = 0;
+    for (size_t i = 0; i < req->headers.size; ++i)
+        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    if (req->headers.size > w->max_header_count || header_bytes > w->max_header_bytes) {
+        gw_send_error(req, 431, "the request's header fields are too large",
+                      req->headers.size > w->max_header_count ? "max_header_count" : "max_header_bytes", id);
+        return 0;
+    }
 
     bff_snapshot *snap = gw_live_cache_acquire(&w->live);
     if (snap == NULL) {

@@ -134,6 +134,8 @@ static size_t note_restart_needed(const gw_server_config *next, fn_buf *out)
         changed[n++] = "server.max_connections";
     if (next->http2_reset_budget != R.running.http2_reset_budget)
         changed[n++] = "server.http2_reset_budget";
+    if (next->max_header_count != R.running.max_header_count || next->max_header_bytes != R.running.max_header_bytes)
+        changed[n++] = "server.max_header_count/max_header_bytes";
     if ((next->log_file == NULL) != (R.running.log_file == NULL) ||
         (next->log_file != NULL && strcmp(next->log_file, R.running.log_file) != 0))
         changed[n++] = "server.log_file";

@@ -423,6 +423,8 @@ int gw_server_start(const gw_server_config *cfg, gw_server **out, char *err, siz
         gw_worker *w = &srv->workers[started];
         w->index = started;
         w->nthreads = srv->cfg.threads;
+        w->max_header_count = (size_t)srv->cfg.max_header_count;
+        w->max_header_bytes = (size_t)srv->cfg.max_header_bytes;
         w->server = srv;
         if ((rc = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
             break;

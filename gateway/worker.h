@@ -37,13 +37,14 @@ typedef struct gw_worker {
     gw_host host;
     h2o_linklist_t http1_pending; /* routed HTTP/1 requests not yet answered (the disconnect sweep) */
     gw_timer sweep;
-    size_t inflight;                          /* routed requests not yet answered */
-    bff_jwt_cache *jwt_cache;                 /* verified tokens (created on first use) */
-    unsigned nthreads;                        /* worker threads of the server (upstream connection shares) */
-    struct gw_upstream_pool **upstream_pools; /* see upstream.c */
-    h2o_linklist_t flights;                   /* collapsed upstream GETs in flight (call.c) */
-    int accept_paused;                        /* at server.max_connections: listeners not read */
-    gw_timer accept_check;                    /* while paused: resumes once connections closed */
+    size_t inflight;                           /* routed requests not yet answered */
+    bff_jwt_cache *jwt_cache;                  /* verified tokens (created on first use) */
+    unsigned nthreads;                         /* worker threads of the server (upstream connection shares) */
+    struct gw_upstream_pool **upstream_pools;  /* see upstream.c */
+    h2o_linklist_t flights;                    /* collapsed upstream GETs in flight (call.c) */
+    size_t max_header_count, max_header_bytes; /* server.max_header_count / max_header_bytes */
+    int accept_paused;                         /* at server.max_connections: listeners not read */
+    gw_timer accept_check;                     /* while paused: resumes once connections closed */
     uint64_t accept_paused_logged_ns;
     size_t nupstream_pools;
 } gw_worker;

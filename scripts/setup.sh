@@ -14,6 +14,7 @@ BFFGATE_PACKAGES=(
   openssl curl python3
   prometheus
   wrk # bench/compare_smoke runs the benchmark command briefly
+  clang libclang-rt-14-dev # tests/fuzz: the libFuzzer build (scripts/test.sh runs each target briefly)
 )
 
 bffgate_install_missing() {

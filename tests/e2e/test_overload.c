@@ -27,6 +27,7 @@ static const char gateway_fmt[] =
     "  \"server\": {\"listen\": [{\"address\": \"127.0.0.1\", \"port\": @PORT@}], \"threads\": 1,\n"
     "             \"admin\": {\"address\": \"127.0.0.1\", \"port\": @ADMIN@},\n"
     "             \"request_timeout_ms\": 1500, \"max_connections\": 8, \"http2_reset_budget\": 20,\n"
+    "             \"max_header_count\": 20, \"max_header_bytes\": 4096,\n"
     "             \"overload\": %s},\n"
     "  \"functions\": {\"sleeper\": {\"lua\": \"sleeper.lua\"}},\n"
     "  \"frontends\": [\"api.json\"]\n"
@@ -393,6 +394,40 @@ static void test_rapid_reset_shuts_the_connection(void **state)
     free(log);
 }
 
+static void test_header_limits_answer_431(void **state)
+{
+    (void)state;
+    char big[6000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char field[6100];
+    snprintf(field, sizeof(field), "X-Big: %s", big);
+    const char *bytes[] = {field, NULL};
+    const char *many[32];
+    char names[30][16];
+    for (int i = 0; i < 30; ++i) {
+        snprintf(names[i], sizeof(names[i]), "X-F%d: v", i);
+        many[i] = names[i];
+    }
+    many[30] = NULL;
+    /* HTTP/2 (h2o's HTTP/1 head cap is 8 KiB, so both limits are set below it here) and HTTP/1 */
+    static const e2e_http versions[] = {E2E_HTTP2_PRIOR, E2E_HTTP1};
+    for (int v = 0; v < 2; ++v) {
+        e2e_response res;
+        assert_int_equal(e2e_request(&srv, versions[v], "GET", "/sleep", bytes, NULL, 0, &res), 0);
+        assert_int_equal(res.status, 431);
+        assert_non_null(strstr(res.body, "\"limit\":\"max_header_bytes\""));
+        e2e_response_release(&res);
+        assert_int_equal(e2e_request(&srv, versions[v], "GET", "/sleep", many, NULL, 0, &res), 0);
+        assert_int_equal(res.status, 431);
+        assert_non_null(strstr(res.body, "\"limit\":\"max_header_count\""));
+        e2e_response_release(&res);
+    }
+    e2e_response res;
+    assert_int_equal(status_of("/sleep", &res), 200);
+    e2e_response_release(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_slow_clients_are_cut_and_others_stay_served),
         cmocka_unit_test(test_max_connections_pauses_accepting),
         cmocka_unit_test(test_rapid_reset_shuts_the_connection),
+        cmocka_unit_test(test_header_limits_answer_431),
     };
     return cmocka_run_group_tests_name("e2e/overload", tests, group_setup, group_teardown);
 }
