@@ -660,12 +660,15 @@ static char *build_head(const gw_upstream_pool *pool, const gw_upstream_request 
     int sends_length = has_body || strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0 ||
                        strcmp(req->method, "PATCH") == 0;
     if (sends_length) {
+        at = put(at, H2O_STRLIT("content-length: "));
         char digits[24];
         size_t n = 0, v = req->body.len;
         do
-            digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
-        while ((v /= 10) != 0);
-        at = put_header(at, H2O_STRLIT("content-length"), digits + sizeof(digits) - n, n);
+            digits[n++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0 && n < sizeof(digits));
+        while (n > 0)
+            *at++ = digits[--n];
+        at = put(at, "\r\n", 2);
     }
     if (has_body)
         at = put(at, H2O_STRLIT("content-type: application/json\r\n"));
