@@ -163,5 +163,11 @@ int main(int argc, char **argv)
     }
     if (errors > 0)
         printf("errors=%zu\n", errors);
+    for (size_t i = 0; i < nstats; ++i)
+        free(stats[i].us);
+    for (int i = 0; i < nconns; ++i)
+        close(conns[i].fd);
+    free(conns);
+    close(ep);
     return 0;
 }
