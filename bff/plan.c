@@ -333,6 +333,20 @@ static void call_release(bff_call *c)
     json_decref(c->fallback);
 }
 
+/* Text the config puts into a request line (a path or a query) as it is: no spaces, no control characters.
+ * What references insert is percent-encoded at evaluation. */
+static int url_text(const json_t *s)
+{
+    const char *t = json_string_value(s);
+    size_t n = json_string_length(s);
+    for (size_t i = 0; t != NULL && i < n; ++i) {
+        unsigned char c = (unsigned char)t[i];
+        if (c <= 0x20 || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 static void load_upstream_parts(bff_call *c, json_t *def, ref_check *rc, const char *file, const char *path,
                                 cfg_errors *errs)
 {
@@ -353,6 +367,8 @@ static void load_upstream_parts(bff_call *c, json_t *def, ref_check *rc, const c
     cfg_path_key(p, sizeof(p), path, "path");
     if (path_def != NULL && json_is_string(path_def) && json_string_value(path_def)[0] != '/')
         cfg_error(errs, file, p, "must start with '/' (it is appended to the upstream's URL)");
+    else if (path_def != NULL && json_is_string(path_def) && !url_text(path_def))
+        cfg_error(errs, file, p, "must not hold spaces or control characters (they would break the request line)");
     json_t *slash = path_def == NULL ? json_string("/") : NULL; /* the default path */
     c->path = load_template(path_def != NULL ? path_def : slash, 1, rc, file, p, errs);
     json_decref(slash);
@@ -369,6 +385,11 @@ static void load_upstream_parts(bff_call *c, json_t *def, ref_check *rc, const c
             {
                 char q[800];
                 cfg_path_key(q, sizeof(q), p, name);
+                json_t *name_text = json_string(name);
+                if (!url_text(name_text) || (json_is_string(v) && !url_text(v)))
+                    cfg_error(errs, file, q,
+                              "must not hold spaces or control characters (they would break the request line)");
+                json_decref(name_text);
                 bff_template *t = load_template(v, 1, rc, file, q, errs);
                 if (t != NULL && c->query != NULL) {
                     c->query[c->nquery].name = strdup(name);

@@ -29,7 +29,7 @@ if [ "${BFFGATE_NO_SANITIZE:-0}" != 1 ] && [ "${BFFGATE_FUZZ_SECONDS:-10}" != 0 
   FUZZ_WORK=$(mktemp -d)
   trap 'rm -rf "$FUZZ_WORK"' EXIT
   for target in "$FUZZ_BUILD"/tests/fuzz/fuzz_*; do
-    [ -x "$target" ] || continue
+    [ -f "$target" ] && [ -x "$target" ] || continue
     name=$(basename "$target"); name=${name#fuzz_}
     mkdir -p "$FUZZ_WORK/$name"
     echo "fuzz/$name: ${BFFGATE_FUZZ_SECONDS:-10} s" >&2

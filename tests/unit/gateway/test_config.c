@@ -640,22 +640,25 @@ static const char compose_gateway[] =
 static void test_composition_config_errors(void **state)
 {
     (void)state;
-    write_config(compose_gateway,
-                 "{ \"name\": \"web\", \"routes\": [\n"
-                 "  { \"path\": \"/a\", \"steps\": [] },\n"
-                 "  { \"path\": \"/b\", \"steps\": [ { \"function\": \"profile\" },\n"
-                 "      [ { \"name\": \"x\", \"function\": \"nope\" }, { \"name\": \"y\", \"upstream\": \"nope\" },\n"
-                 "        { \"name\": \"z\", \"function\": \"profile\", \"upstream\": \"users\" } ] ] },\n"
-                 "  { \"path\": \"/c\", \"steps\": [ [ { \"name\": \"a\", \"upstream\": \"users\" },\n"
-                 "        { \"name\": \"b\", \"upstream\": \"users\", \"path\": \"/u/${/a/id}\" } ],\n"
-                 "      { \"name\": \"a\", \"function\": \"profile\", \"input\": \"${/later/x}\" },\n"
-                 "      { \"name\": \"later\", \"upstream\": \"users\", \"path\": \"u\", \"fallback\": 1 },\n"
-                 "      { \"name\": \"request\", \"upstream\": \"users\", \"path\": \"/${/a~2}\", \"verb\": 1 } ],\n"
-                 "    \"shape\": { \"allow\": [\"nope\"] } },\n"
-                 "  { \"path\": \"/d\", \"function\": \"profile\", \"response\": {} },\n"
-                 "  { \"path\": \"/e\", \"function\": \"profile\", \"steps\": [ { \"name\": \"p\", \"function\": "
-                 "\"profile\" } ] }\n"
-                 "] }\n");
+    write_config(
+        compose_gateway,
+        "{ \"name\": \"web\", \"routes\": [\n"
+        "  { \"path\": \"/a\", \"steps\": [] },\n"
+        "  { \"path\": \"/b\", \"steps\": [ { \"function\": \"profile\" },\n"
+        "      [ { \"name\": \"x\", \"function\": \"nope\" }, { \"name\": \"y\", \"upstream\": \"nope\" },\n"
+        "        { \"name\": \"z\", \"function\": \"profile\", \"upstream\": \"users\" } ] ] },\n"
+        "  { \"path\": \"/c\", \"steps\": [ [ { \"name\": \"a\", \"upstream\": \"users\" },\n"
+        "        { \"name\": \"b\", \"upstream\": \"users\", \"path\": \"/u/${/a/id}\" } ],\n"
+        "      { \"name\": \"a\", \"function\": \"profile\", \"input\": \"${/later/x}\" },\n"
+        "      { \"name\": \"later\", \"upstream\": \"users\", \"path\": \"u\", \"fallback\": 1 },\n"
+        "      { \"name\": \"request\", \"upstream\": \"users\", \"path\": \"/${/a~2}\", \"verb\": 1 } ],\n"
+        "    \"shape\": { \"allow\": [\"nope\"] } },\n"
+        "  { \"path\": \"/d\", \"function\": \"profile\", \"response\": {} },\n"
+        "  { \"path\": \"/e\", \"function\": \"profile\", \"steps\": [ { \"name\": \"p\", \"function\": "
+        "\"profile\" } ] },\n"
+        "  { \"path\": \"/f\", \"steps\": [ { \"name\": \"s\", \"upstream\": \"users\", \"path\": \"/a b\\r\\nX: 1\",\n"
+        "      \"query\": { \"q\": \"a\\nb\", \"n m\": \"${/request/params/x}\" } } ] }\n"
+        "] }\n");
     loaded l;
     load_fails(&l);
     static const char *const want[] = {
@@ -680,6 +683,12 @@ static void test_composition_config_errors(void **state)
         "frontends/web.json: routes[2].steps[3].verb: unknown key \"verb\"",
         "frontends/web.json: routes[3].response: belongs to a composed route (one with \"steps\")",
         "frontends/web.json: routes[4]: a route has \"function\" or \"steps\", not both",
+        "frontends/web.json: routes[5].steps[0].path: must not hold spaces or control characters (they would break "
+        "the request line)",
+        "frontends/web.json: routes[5].steps[0].query.q: must not hold spaces or control characters (they would break "
+        "the request line)",
+        "frontends/web.json: routes[5].steps[0].query.n m: must not hold spaces or control characters (they would "
+        "break the request line)",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); ++i)
         assert_error(&l.errs, want[i]);
