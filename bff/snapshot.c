@@ -28,7 +28,7 @@ static const char *const route_keys[] = {
     "method",     "path",        "function",  "steps",         "response",  "call_status", "shape", "auth",
     "timeout_ms", "concurrency", "queue_max", "queue_wait_ms", "memory_mb", "rate_limit",  "cache", NULL};
 static const char *const lua_fn_keys[] = {"lua", NULL};
-static const char *const c_fn_keys[] = {"c", "symbol", "inline", NULL};
+static const char *const c_fn_keys[] = {"c", "symbol", "inline", "isolated", "processes", "memory_mb", "cpu_s", NULL};
 
 /* Reads limit keys from obj into `limits`, keeping the inherited value of any key that is absent. */
 static void parse_limits(cfg_errors *errs, const char *file, const char *path, json_t *obj, bff_limits *limits)
@@ -166,17 +166,39 @@ static void load_functions(bff_snapshot *snap, json_t *functions, const char *fi
             free(resolved);
         } else {
             cfg_check_keys(errs, file, path, def, c_fn_keys);
-            int inline_calls = 0;
+            int inline_calls = 0, isolated = 0;
+            uint64_t processes = 2, memory_mb = 256, cpu_s = 60;
             int ok = cfg_get_string(errs, file, path, def, "c", 1, &obj) == 1;
             ok &= cfg_get_string(errs, file, path, def, "symbol", 1, &symbol) == 1;
             ok &= cfg_get_bool(errs, file, path, def, "inline", &inline_calls) >= 0;
+            ok &= cfg_get_bool(errs, file, path, def, "isolated", &isolated) >= 0;
+            ok &= cfg_get_uint(errs, file, path, def, "processes", 1, 64, 0, &processes) >= 0;
+            ok &= cfg_get_uint(errs, file, path, def, "memory_mb", 1, 65536, 0, &memory_mb) >= 0;
+            ok &= cfg_get_uint(errs, file, path, def, "cpu_s", 1, 86400, 0, &cpu_s) >= 0;
+            if (!isolated && (json_object_get(def, "processes") != NULL || json_object_get(def, "memory_mb") != NULL ||
+                              json_object_get(def, "cpu_s") != NULL)) {
+                cfg_error(errs, file, path,
+                          "\"processes\", \"memory_mb\" and \"cpu_s\" belong to an isolated "
+                          "function (\"isolated\": true)");
+                ok = 0;
+            }
+            if (isolated && inline_calls) {
+                cfg_error(errs, file, path, "a C function is \"inline\" or \"isolated\", not both");
+                ok = 0;
+            }
             if (!ok)
                 continue;
             char *resolved = resolve_object(file, obj, opts);
-            if (resolved != NULL && asprintf(&key, "c\n%s\n%s\n%s\n%d", name, resolved, symbol, inline_calls) > 0)
+            fn_c_isolation iso = {(unsigned)processes, memory_mb, cpu_s};
+            if (resolved != NULL &&
+                asprintf(&key, "c\n%s\n%s\n%s\n%d\n%d/%llu/%llu/%llu", name, resolved, symbol, inline_calls, isolated,
+                         (unsigned long long)processes, (unsigned long long)memory_mb, (unsigned long long)cpu_s) > 0)
                 fn = reusable(opts, key, resolved);
-            if (fn == NULL && (resolved == NULL || fn_c_load(name, resolved, symbol, inline_calls, opts->nthreads, &fn,
-                                                             err, sizeof(err)) != 0)) {
+            if (fn == NULL &&
+                (resolved == NULL ||
+                 (isolated
+                      ? fn_c_load_isolated(name, resolved, symbol, &iso, opts->nthreads, &fn, err, sizeof(err))
+                      : fn_c_load(name, resolved, symbol, inline_calls, opts->nthreads, &fn, err, sizeof(err))) != 0)) {
                 char p[600];
                 cfg_path_key(p, sizeof(p), path, "c");
                 cfg_error(errs, file, p, "%s", resolved != NULL ? err : "out of memory");

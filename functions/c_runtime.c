@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "c_isolated.h"
 #include "fn_pool.h"
 
 static char dir_ready[256];
@@ -42,6 +43,7 @@ typedef struct c_impl {
     bfg_handler_fn handler;
     bfg_fini_fn fini;
     int inline_calls;
+    c_iso *iso; /* isolated: calls go to worker processes (handle and handler unused) */
 } c_impl;
 
 /* The response accessors a handler reaches through bfg_response.ops. */
@@ -134,12 +136,12 @@ static int c_append_body(void *impl, const char *data, size_t len)
 static const bfg_response_ops c_response_ops = {c_set_status, c_add_header, c_append_body, c_alloc, c_free};
 
 /* Runs the handler and turns its outcome into rc / res->error. */
-static int c_call(c_impl *impl, const bfg_event *event, size_t memory_limit, fn_response *res)
+int fn__c_invoke(bfg_handler_fn handler, const bfg_event *event, size_t memory_limit, fn_response *res)
 {
     c_response r = {res, 0, 0, 0, memory_limit, NULL};
     bfg_response api = {&c_response_ops, &r};
     uint64_t started = fn_now_ns();
-    int rc = impl->handler(event, &api);
+    int rc = handler(event, &api);
     res->report.duration_ns = fn_now_ns() - started;
     res->report.peak_bytes = r.peak;
     while (r.blocks != NULL)
@@ -156,6 +158,11 @@ static int c_call(c_impl *impl, const bfg_event *event, size_t memory_limit, fn_
     return 0;
 }
 
+static int c_call(c_impl *impl, const bfg_event *event, size_t memory_limit, fn_response *res)
+{
+    return fn__c_invoke(impl->handler, event, memory_limit, res);
+}
+
 /* A call on a pool thread. It owns a deep copy of the event and its own response, so a cancelled
  * call (the client got its 504 and is gone) can finish and be dropped without touching the request. */
 typedef struct c_job {
@@ -163,6 +170,7 @@ typedef struct c_job {
     fn_task task;
     fn_function *fn; /* a reference: the object stays loaded until the call returns */
     size_t memory_limit;
+    uint64_t deadline_ns; /* isolated calls: when the worker is killed */
     bfg_event event;
     fn_response res;
     int rc;
@@ -233,7 +241,11 @@ static c_job *job_new(const bfg_event *ev)
 static void job_run(fn_pool_job *pool_job)
 {
     c_job *job = (c_job *)pool_job;
-    job->rc = c_call(job->fn->impl, &job->event, job->memory_limit, &job->res);
+    c_impl *impl = job->fn->impl;
+    if (impl->iso != NULL)
+        job->rc = fn__c_iso_call(impl->iso, &job->event, job->memory_limit, job->deadline_ns, &job->res);
+    else
+        job->rc = c_call(impl, &job->event, job->memory_limit, &job->res);
 }
 
 static void job_complete(fn_pool_job *pool_job)
@@ -293,25 +305,25 @@ static int elf_is_whole(const char *content, size_t len)
     return eh.e_shoff <= len;
 }
 
-static void *dlopen_private_copy(const char *path, const char *content, size_t len, char *err, size_t cap)
+/* Writes the object's content to a new file in this process's private directory (copy: cap 512). */
+static int write_private_copy(const char *path, const char *content, size_t len, char *copy, char *err, size_t cap)
 {
     if (!elf_is_whole(content, len)) {
         snprintf(err, cap, "%s: not a complete 64-bit ELF shared object (truncated, or still being written?)", path);
-        return NULL;
+        return -1;
     }
     static atomic_uint counter;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, make_private_dir);
     if (dir_ready[0] == '\0') {
         snprintf(err, cap, "%s: cannot create a private directory for C objects: %s", path, strerror(dir_errno));
-        return NULL;
+        return -1;
     }
-    char copy[512];
-    snprintf(copy, sizeof(copy), "%s/%u.so", dir_ready, atomic_fetch_add(&counter, 1));
+    snprintf(copy, 512, "%s/%u.so", dir_ready, atomic_fetch_add(&counter, 1));
     int fd = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
     if (fd < 0) {
         snprintf(err, cap, "%s: cannot copy the C object to %s: %s", path, copy, strerror(errno));
-        return NULL;
+        return -1;
     }
     size_t off = 0;
     while (off < len) {
@@ -321,10 +333,22 @@ static void *dlopen_private_copy(const char *path, const char *content, size_t l
         off += (size_t)n;
     }
     close(fd);
-    void *handle = off == len ? dlopen(copy, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (off != len) {
+        snprintf(err, cap, "%s: short write of the private copy", path);
+        unlink(copy);
+        return -1;
+    }
+    return 0;
+}
+
+static void *dlopen_private_copy(const char *path, const char *content, size_t len, char *err, size_t cap)
+{
+    char copy[512];
+    if (write_private_copy(path, content, len, copy, err, cap) != 0)
+        return NULL;
+    void *handle = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
     if (handle == NULL)
-        snprintf(err, cap, "%s: cannot load the C object: %s", path,
-                 off == len ? dlerror() : "short write of the private copy");
+        snprintf(err, cap, "%s: cannot load the C object: %s", path, dlerror());
     unlink(copy);
     return handle;
 }
@@ -342,7 +366,13 @@ static int c_start(fn_function *fn, const fn_call *call, fn_response *res, fn_do
         }
         ev.claims = (bfg_str){claims, strlen(claims)};
     }
-    if (impl->inline_calls || call->host == NULL || done == NULL) {
+    if (impl->iso != NULL && (call->host == NULL || done == NULL)) { /* no loop to come back to: wait here */
+        int rc = fn__c_iso_call(impl->iso, &ev, call->limits.memory_bytes,
+                                call->start_ns + call->limits.timeout_ms * 1000000ULL, res);
+        free(claims);
+        return rc;
+    }
+    if (impl->iso == NULL && (impl->inline_calls || call->host == NULL || done == NULL)) {
         int rc = c_call(impl, &ev, call->limits.memory_bytes, res);
         free(claims);
         return rc;
@@ -362,6 +392,7 @@ static int c_start(fn_function *fn, const fn_call *call, fn_response *res, fn_do
     job->task.cancel = job_cancel;
     job->fn = fn_function_acquire(fn);
     job->memory_limit = call->limits.memory_bytes;
+    job->deadline_ns = call->start_ns + call->limits.timeout_ms * 1000000ULL;
     job->out = res;
     job->done = done;
     job->data = data;
@@ -379,6 +410,7 @@ static void c_destroy(fn_function *fn)
 {
     c_impl *impl = fn->impl;
     if (impl != NULL) {
+        fn__c_iso_free(impl->iso);
         if (impl->fini != NULL)
             impl->fini();
         if (impl->handle != NULL)
@@ -453,4 +485,43 @@ Error:
     free(content);
     c_destroy(fn);
     return rc;
+}
+
+int fn_c_load_isolated(const char *name, const char *path, const char *symbol, const fn_c_isolation *iso,
+                       unsigned nthreads, fn_function **out, char *err, size_t cap)
+{
+    char *content = NULL;
+    size_t len = 0;
+    int rc = fn_read_file(path, &content, &len);
+    if (rc != 0) {
+        snprintf(err, cap, "%s: cannot read the C object: %s", path, strerror(-rc));
+        return rc;
+    }
+    fn_function *fn = fn__function_new(&c_ops, FN_KIND_C, name, path, content, len, nthreads);
+    c_impl *impl = calloc(1, sizeof(*impl));
+    if (fn == NULL || impl == NULL) {
+        free(impl);
+        fn__function_free(fn);
+        free(content);
+        snprintf(err, cap, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    fn->impl = impl;
+    char copy[512], why[400];
+    rc = write_private_copy(path, content, len, copy, err, cap);
+    free(content);
+    if (rc != 0) {
+        c_destroy(fn);
+        return -EINVAL;
+    }
+    /* The copy stays for the workers that start later; fn__c_iso_free unlinks it. */
+    impl->iso = fn__c_iso_new(name, copy, symbol, iso, why, sizeof(why));
+    if (impl->iso == NULL) {
+        unlink(copy);
+        snprintf(err, cap, "%s: %s", path, why);
+        c_destroy(fn);
+        return -EINVAL;
+    }
+    *out = fn;
+    return 0;
 }

@@ -3,6 +3,7 @@
 #define FN_C_RUNTIME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fn.h"
 
@@ -23,5 +24,31 @@
  */
 int fn_c_load(const char *name, const char *path, const char *symbol, int inline_calls, unsigned nthreads,
               fn_function **out, char *err, size_t cap);
+
+/*
+ * Isolated C functions run in worker processes instead: the gateway's own binary in worker mode
+ * (fn_c_set_worker_exe, fn_c_worker_main), at most `processes` of them per function, started on demand and
+ * kept for the next call. A worker limits its address space to what it has mapped after loading the object
+ * plus `memory_mb`, its CPU time to `cpu_s` seconds in all, and has no core files; it dies with the gateway.
+ * A call that passes the route's deadline gets its worker killed (SIGKILL) and replaced; a worker that crashes,
+ * aborts or runs out of memory costs its call -EPIPE (a 502) and is replaced, and the gateway keeps serving.
+ * The object is checked at load in a first worker (ABI, handler, bfg_init), so a faulty bfg_init is a config
+ * error, not a crash. Calls cost a round trip over a Unix socket and copies of the event and the response.
+ */
+typedef struct fn_c_isolation {
+    unsigned processes; /* 1..64 */
+    uint64_t memory_mb; /* address space a worker may add after loading */
+    uint64_t cpu_s;     /* CPU seconds a worker may use in all, then it is replaced */
+} fn_c_isolation;
+
+int fn_c_load_isolated(const char *name, const char *path, const char *symbol, const fn_c_isolation *iso,
+                       unsigned nthreads, fn_function **out, char *err, size_t cap);
+/* The executable that serves as a worker (bffgate: /proc/self/exe); until it is set, isolated functions do not
+ * load. */
+void fn_c_set_worker_exe(const char *path);
+/* The worker's main: bffgate calls it when started as "bffgate --c-worker ...". Returns the exit status. */
+int fn_c_worker_main(int argc, char **argv);
+/* Isolated calls whose worker died, and whose worker was killed at the deadline, since the start. */
+void fn_c_isolated_stats(uint64_t *crashed, uint64_t *killed);
 
 #endif

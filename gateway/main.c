@@ -11,6 +11,7 @@
 #include <h2o/version.h>
 #include <openssl/ssl.h>
 
+#include "../functions/c_runtime.h"
 #include "../functions/fn_log.h"
 #include "../functions/fn_pool.h"
 #include "gw_config.h"
@@ -79,6 +80,11 @@ static int write_ready_file(const char *path, gw_server *srv, const gw_server_co
 
 int main(int argc, char **argv)
 {
+    /* An isolated C function's worker process (started by the gateway itself, never by hand). */
+    if (argc > 1 && strcmp(argv[1], "--c-worker") == 0)
+        return fn_c_worker_main(argc, argv);
+    /* Workers are this binary in the mode above; /proc/self/exe stays valid if the file is replaced. */
+    fn_c_set_worker_exe("/proc/self/exe");
     if (argc > 1 && gw_cli_is_command(argv[1])) {
         signal(SIGPIPE, SIG_IGN);
         return gw_cli_run(argc - 1, argv + 1);

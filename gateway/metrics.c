@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../functions/c_runtime.h"
 #include "../functions/lua_runtime.h"
 #include "live.h"
 #include "overload.h"
@@ -410,7 +411,7 @@ void gw_metrics_render(fn_buf *out)
             lua_bytes += st.idle_bytes;
         }
     }
-    char line[1024];
+    char line[2048];
     snprintf(line, sizeof(line),
              "# HELP bffgate_lua_memory_bytes Memory held by warm (idle) Lua states.\n"
              "# TYPE bffgate_lua_memory_bytes gauge\nbffgate_lua_memory_bytes %zu\n",
@@ -432,6 +433,8 @@ void gw_metrics_render(fn_buf *out)
              "# TYPE bffgate_reload_failures_total counter\nbffgate_reload_failures_total %llu\n",
              (unsigned long long)reloads, (unsigned long long)failures);
     fn_buf_append_str(out, line);
+    uint64_t iso_crashed = 0, iso_killed = 0;
+    fn_c_isolated_stats(&iso_crashed, &iso_killed);
     snprintf(line, sizeof(line),
              "# HELP bffgate_overload_refused_total Requests refused with 503 past a server.overload mark.\n"
              "# TYPE bffgate_overload_refused_total counter\n"
@@ -444,10 +447,15 @@ void gw_metrics_render(fn_buf *out)
              "# HELP bffgate_accept_paused_total Times a worker stopped accepting at server.max_connections.\n"
              "# TYPE bffgate_accept_paused_total counter\nbffgate_accept_paused_total %llu\n"
              "# HELP bffgate_http2_reset_cuts_total HTTP/2 connections shut down for cancelling too many requests.\n"
-             "# TYPE bffgate_http2_reset_cuts_total counter\nbffgate_http2_reset_cuts_total %llu\n",
+             "# TYPE bffgate_http2_reset_cuts_total counter\nbffgate_http2_reset_cuts_total %llu\n"
+             "# HELP bffgate_c_isolated_crashes_total Isolated C function calls whose worker process died.\n"
+             "# TYPE bffgate_c_isolated_crashes_total counter\nbffgate_c_isolated_crashes_total %llu\n"
+             "# HELP bffgate_c_isolated_kills_total Isolated C function workers killed at a call's deadline.\n"
+             "# TYPE bffgate_c_isolated_kills_total counter\nbffgate_c_isolated_kills_total %llu\n",
              (unsigned long long)gw_overload_refused(0), (unsigned long long)gw_overload_refused(1),
              gw_overload_memory_over(), gw_server_open_connections(), (unsigned long long)gw_server_accept_pauses(),
-             (unsigned long long)gw_server_reset_cuts());
+             (unsigned long long)gw_server_reset_cuts(), (unsigned long long)iso_crashed,
+             (unsigned long long)iso_killed);
     fn_buf_append_str(out, line);
     snprintf(line, sizeof(line),
              "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"

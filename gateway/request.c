@@ -477,6 +477,10 @@ static void on_done(void *data, int rc)
     } else if (rc == -EBADMSG) { /* a JSON body decoded by the runtime itself, found invalid there */
         log_decision(gr, FN_LOG_DEBUG, "bad_request", gr->res.error);
         answer_error(gr, 400, gr->res.error, NULL);
+    } else if (rc == -EPIPE) { /* an isolated C function's process died: the gateway did not */
+        event(gr, GW_EV_FUNCTION_ERROR);
+        log_decision(gr, FN_LOG_ERROR, "function_crash", gr->res.error);
+        answer_error(gr, 502, "the function's process failed", NULL);
     } else if (rc == -ENOMEM) {
         event(gr, GW_EV_MEMORY_LIMIT);
         log_decision(gr, FN_LOG_WARN, "memory_limit", gr->res.error);
