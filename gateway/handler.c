@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "../functions/fn_log.h"
+#include "framing.h"
 #include "overload.h"
 #include "request.h"
 #include "respond.h"
@@ -150,6 +151,23 @@ int gw_handle_request(h2o_handler_t *self, h2o_req_t *req)
     size_t header_bytes = 0;
     for (size_t i = 0; i < req->headers.size; ++i)
         header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    const char *ambiguous = gw_http1_framing_conflict(req);
+    if (ambiguous != NULL) {
+        /* What follows an ambiguous body on this connection cannot be trusted to be a request: it closes. */
+        req->http1_is_persistent = 0;
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the request's body length is ambiguous: %s", ambiguous);
+        if (fn_log_enabled(FN_LOG_WARN)) {
+            fn_buf line = FN_BUF_INIT;
+            fn_log_begin(&line, FN_LOG_WARN);
+            fn_log_field_str(&line, "requestId", id.base, id.len);
+            fn_log_field_str(&line, "decision", "ambiguous_framing", 17);
+            fn_log_field_str(&line, "msg", ambiguous, strlen(ambiguous));
+            fn_log_write(&line);
+        }
+        gw_send_error(req, 400, msg, NULL, id);
+        return 0;
+    }
     if (req->headers.size > w->max_header_count || header_bytes > w->max_header_bytes) {
         gw_send_error(req, 431, "the request's header fields are too large",
                       req->headers.size > w->max_header_count ? "max_header_count" : "max_header_bytes", id);

@@ -278,18 +278,25 @@ static json_t *request_json(const char *method, const char *path, const char *co
 
 static void test_parallel_group_takes_the_slowest_call_not_the_sum(void **state)
 {
-    e2e_response res;
-    double start = now_ms();
-    json_t *v = request_json("GET", "/web/fanout", NULL, NULL, &res);
-    double took = now_ms() - start;
-    assert_int_equal(res.status, 200);
-    /* The last step is a group: the response is an object of its calls' results. */
-    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "a"), "path")), "/delay/50/a");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "c"), "path")), "/delay/50/c");
-    if (took >= 100)
-        fail_msg("three 50 ms calls in one group took %.1f ms (in sequence they take 150)", took);
-    json_decref(v);
-    e2e_response_release(&res);
+    /* The best of three tries: a loaded machine may delay one try, but in sequence no try could take less
+     * than 150 ms. */
+    double best = 1e9;
+    for (int attempt = 0; attempt < 3 && best >= 100; ++attempt) {
+        e2e_response res;
+        double start = now_ms();
+        json_t *v = request_json("GET", "/web/fanout", NULL, NULL, &res);
+        double took = now_ms() - start;
+        assert_int_equal(res.status, 200);
+        /* The last step is a group: the response is an object of its calls' results. */
+        assert_string_equal(json_string_value(json_object_get(json_object_get(v, "a"), "path")), "/delay/50/a");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(v, "c"), "path")), "/delay/50/c");
+        if (took < best)
+            best = took;
+        json_decref(v);
+        e2e_response_release(&res);
+    }
+    if (best >= 100)
+        fail_msg("three 50 ms calls in one group took %.1f ms at best (in sequence they take 150)", best);
 }
 
 static void test_sequence_passes_whole_objects(void **state)
@@ -533,6 +540,13 @@ static void test_connections_are_kept_alive_and_capped(void **state)
     }
     /* Ten calls in a row reuse kept-alive connections (one per worker thread at most). */
     assert_true(e2e_upstream_connections(up) - conns <= 2);
+}
+
+/* An upstream that sends its body one byte at a time is cut at the call's deadline (a total deadline, not an
+ * idle timeout that each byte would reset). */
+static void test_dripping_upstream_is_cut_at_the_deadline(void **state)
+{
+    expect_bad("/web/bad/drip/400", 504, "call \"bad\" failed: timeout");
 }
 
 /* The upstream client reads every framing: chunked bodies cut anywhere, answers that close the connection; and
@@ -918,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_request_id_and_traceparent_are_forwarded),
         cmocka_unit_test(test_connections_are_kept_alive_and_capped),
         cmocka_unit_test(test_upstream_framings_and_idle_connections),
+        cmocka_unit_test(test_dripping_upstream_is_cut_at_the_deadline),
         cmocka_unit_test(test_lua_calls_upstreams_and_functions_in_parallel),
         cmocka_unit_test(test_lua_call_is_bounded_by_the_route_deadline),
         cmocka_unit_test(test_lua_calls_nest_only_so_deep),

@@ -32,8 +32,11 @@ ADMIN=$(free_port)
 cp -r "$ROOT/config/." "$WORK/"
 sed -i -e "s/\"port\": 8080/\"port\": $PORT/" -e "s/\"port\": 9901/\"port\": $ADMIN/" \
   -e "s#127.0.0.1:8080/internal#127.0.0.1:$PORT/internal#" -e 's/"log_level": "info"/"log_level": "warn"/' \
-  -e 's/"collapse": true }/"collapse": true, "keepalive_ms": 500 }/' "$WORK/gateway.json"
-# (idle upstream connections close after 0.5 s, so both measurements below see the pool empty)
+  -e 's/"collapse": true }/"collapse": true, "keepalive_ms": 500 }/' -e 's/"timeout_ms": 500,/"timeout_ms": 5000,/' \
+  "$WORK/gateway.json"
+sed -i 's/"defaults": { "timeout_ms": [0-9]*/"defaults": { "timeout_ms": 5000/' "$WORK"/frontends/*.json
+# (idle upstream connections close after 0.5 s, so both measurements below see the pool empty; the shop's
+# upstream calls and routes get 5 s: this checks for leaks, not latency, and sanitizer builds are slow)
 "$BIN" --lib-path "$BUILD/functions/examples" --ready-file "$WORK/ready" "$WORK/gateway.json" 2>"$WORK/bffgate.log" &
 PID=$!
 PIDS+=("$PID")
@@ -47,7 +50,7 @@ reload() { # a changed function and a changed frontend, then an explicit reload 
   generation=$((generation + 1))
   sed -i "s/^-- soak generation.*//" "$WORK/functions/catalog.lua"
   echo "-- soak generation $generation" >>"$WORK/functions/catalog.lua"
-  sed -i "s/\"timeout_ms\": [0-9]*, \"memory_mb\": 32/\"timeout_ms\": $((1000 + generation % 7)), \"memory_mb\": 32/" \
+  sed -i "s/\"timeout_ms\": [0-9]*, \"memory_mb\": 32/\"timeout_ms\": $((5000 + generation % 7)), \"memory_mb\": 32/" \
     "$WORK/frontends/mobile.json"
   curl -fs -X POST "http://127.0.0.1:$ADMIN/admin/reload" >/dev/null || echo "soak.sh: reload $generation refused" >&2
 }
