@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # overload.sh: a route offered ten times its capacity. Reports the admitted requests' p99 against the
 # unloaded p99, the median of the 429 answers, and an idle route's p99 while its neighbour is flooded.
+# Then the same flood against the process-wide mark instead (server.overload.max_inflight 4, the route
+# itself unlimited): admitted p99 against unloaded, and the 503 answers.
 # Usage: bench/overload.sh [SECONDS]   (default 5)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,4 +46,25 @@ cat <<TABLE
 | /hello p99 alone / while /work is flooded | ${h99u} us / ${h99l} us |
 
 bffgate --threads 1 on CPU 0, load on CPU 1, ${SECONDS_PER_RUN}s per run; /work sleeps 5 ms (ctx.sleep), concurrency 4, queue 0.
+TABLE
+
+# ---- the process-wide mark: server.overload.max_inflight ----
+kill $PID 2>/dev/null; wait $PID 2>/dev/null || true
+PORT=18082
+taskset -c 0 "$BUILD/gateway/bffgate" --threads 1 "$ROOT/bench/overload/gateway_marks.json" 2>/tmp/bffgate-overload-marks.log &
+PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/work" && break; sleep 0.05; done
+echo "server.overload.max_inflight 4: /work with 2 connections, then 40" >&2
+m_unloaded=$(taskset -c 1 "$LOADGEN" $PORT /work 2 "$SECONDS_PER_RUN")
+m_overloaded=$(taskset -c 1 "$LOADGEN" $PORT /work 40 "$SECONDS_PER_RUN")
+mu99=$(echo "$m_unloaded" | field 200 p99_us)
+mo99=$(echo "$m_overloaded" | field 200 p99_us)
+cat <<TABLE
+
+| measure (server.overload.max_inflight 4, route unlimited) | value |
+|---|---|
+| /work unloaded: 200s per second, p99 | $(echo "$m_unloaded" | field 200 rps) req/s, ${mu99} us |
+| /work at 10x: 200s per second, p99 | $(echo "$m_overloaded" | field 200 rps) req/s, ${mo99} us |
+| /work at 10x: 503s per second, p50, p99 | $(echo "$m_overloaded" | field 503 rps) req/s, $(echo "$m_overloaded" | field 503 p50_us) us, $(echo "$m_overloaded" | field 503 p99_us) us |
+| admitted p99 at 10x / unloaded p99 | $(awk -v a="$mo99" -v b="$mu99" 'BEGIN { printf "%.2f", a / b }') |
 TABLE

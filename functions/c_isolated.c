@@ -274,9 +274,10 @@ int fn_c_worker_main(int argc, char **argv)
     /* argv: bffgate --c-worker OBJECT SYMBOL MEMORY_MB CPU_S */
     if (argc != 6)
         return 2;
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the gateway */
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the gateway (the thread that started it) */
     if (getppid() == 1)
         return 1;
+    close_range(WORKER_FD + 1, ~0U, 0); /* anything the gateway left open without close-on-exec */
     signal(SIGPIPE, SIG_IGN);
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
@@ -311,7 +312,7 @@ int fn_c_worker_main(int argc, char **argv)
     uint64_t memory = strtoull(argv[4], NULL, 10) << 20, cpu = strtoull(argv[5], NULL, 10);
     struct rlimit as = {(rlim_t)vm_size_bytes() + memory, (rlim_t)vm_size_bytes() + memory};
     struct rlimit cpu_limit = {(rlim_t)cpu, (rlim_t)cpu + 1};
-    struct rlimit files = {16, 16};
+    struct rlimit files = {WORKER_FD + 1, WORKER_FD + 1}; /* stdio and the socket: no new descriptors */
     setrlimit(RLIMIT_AS, &as);
     setrlimit(RLIMIT_CPU, &cpu_limit);
     setrlimit(RLIMIT_NOFILE, &files);
@@ -398,7 +399,7 @@ static void worker_kill(c_worker *w, char *why, size_t cap)
         describe_exit(status, why, cap);
 }
 
-static int worker_spawn(c_iso *iso, c_worker *out, char *err, size_t cap)
+static int worker_spawn(c_iso *iso, c_worker *out, uint64_t deadline_ns, char *err, size_t cap)
 {
     if (worker_exe[0] == '\0') {
         snprintf(err, cap, "isolated C functions run in the bffgate binary's worker mode, not available here");
@@ -428,7 +429,8 @@ static int worker_spawn(c_iso *iso, c_worker *out, char *err, size_t cap)
     c_worker w = {pid, sv[0]};
     unsigned char *frame = NULL;
     size_t len = 0;
-    rc = read_frame(w.fd, &frame, &len, fn_now_ns() + 10000000000ULL);
+    uint64_t ready_by = fn_now_ns() + 10000000000ULL; /* 10 s to load, or the call's deadline if sooner */
+    rc = read_frame(w.fd, &frame, &len, deadline_ns != 0 && deadline_ns < ready_by ? deadline_ns : ready_by);
     if (rc != 0) {
         char why[128];
         worker_kill(&w, why, sizeof(why));
@@ -452,8 +454,10 @@ c_iso *fn__c_iso_new(const char *name, const char *object, const char *symbol, c
                      size_t cap)
 {
     c_iso *iso = calloc(1, sizeof(*iso));
-    if (iso == NULL)
+    if (iso == NULL) {
+        snprintf(err, cap, "out of memory");
         return NULL;
+    }
     pthread_mutex_init(&iso->lock, NULL);
     pthread_cond_init(&iso->freed, NULL);
     iso->opt = *opt;
@@ -466,14 +470,16 @@ c_iso *fn__c_iso_new(const char *name, const char *object, const char *symbol, c
         fn__c_iso_free(iso);
         return NULL;
     }
-    /* One worker now: the object is checked (ABI, handler, bfg_init) where its faults cannot hurt. */
+    /* A first worker checks the object now (ABI, handler, bfg_init), where its faults cannot hurt; it is not
+     * kept: workers that serve calls are started by the pool threads that need them, which live as long as the
+     * process (a worker dies with the thread that started it: PR_SET_PDEATHSIG), unlike the thread that loads
+     * a config (the reloader's ends at shutdown). */
     c_worker w;
-    if (worker_spawn(iso, &w, err, cap) != 0) {
+    if (worker_spawn(iso, &w, fn_now_ns() + 10000000000ULL, err, cap) != 0) {
         fn__c_iso_free(iso);
         return NULL;
     }
-    iso->idle[iso->nidle++] = w;
-    iso->live = 1;
+    worker_kill(&w, NULL, 0);
     return iso;
 }
 
@@ -527,7 +533,7 @@ static int acquire(c_iso *iso, c_worker *out, uint64_t deadline_ns, char *err, s
     }
     ++iso->live;
     pthread_mutex_unlock(&iso->lock);
-    int rc = worker_spawn(iso, out, err, cap);
+    int rc = worker_spawn(iso, out, deadline_ns, err, cap);
     if (rc != 0) {
         pthread_mutex_lock(&iso->lock);
         --iso->live;
@@ -607,6 +613,8 @@ int fn__c_iso_call(c_iso *iso, const bfg_event *ev, size_t memory_limit, uint64_
         r.bad = 1;
     if (!r.bad && body.len > 0 && fn_buf_append(&res->body, body.ptr, body.len) != 0)
         r.bad = 1;
+    if (!r.bad && call_rc != 0 && error.ptr != NULL) /* before the frame it points into is freed */
+        snprintf(res->error, sizeof(res->error), "%.*s", (int)error.len, error.ptr);
     free(frame);
     if (r.bad) {
         give_back(iso, &w, 0);
@@ -614,7 +622,5 @@ int fn__c_iso_call(c_iso *iso, const bfg_event *ev, size_t memory_limit, uint64_
         return -EPIPE;
     }
     give_back(iso, &w, 1);
-    if (call_rc != 0 && error.ptr != NULL)
-        snprintf(res->error, sizeof(res->error), "%.*s", (int)error.len, error.ptr);
     return call_rc;
 }

@@ -29,7 +29,8 @@ int fn_c_load(const char *name, const char *path, const char *symbol, int inline
  * Isolated C functions run in worker processes instead: the gateway's own binary in worker mode
  * (fn_c_set_worker_exe, fn_c_worker_main), at most `processes` of them per function, started on demand and
  * kept for the next call. A worker limits its address space to what it has mapped after loading the object
- * plus `memory_mb`, its CPU time to `cpu_s` seconds in all, and has no core files; it dies with the gateway.
+ * plus `memory_mb`, its CPU time to `cpu_s` seconds in all, its descriptors to stdio and its socket, and has no
+ * core files; it dies with the gateway.
  * A call that passes the route's deadline gets its worker killed (SIGKILL) and replaced; a worker that crashes,
  * aborts or runs out of memory costs its call -EPIPE (a 502) and is replaced, and the gateway keeps serving.
  * The object is checked at load in a first worker (ABI, handler, bfg_init), so a faulty bfg_init is a config

@@ -60,7 +60,9 @@ struct gw_upstream_call {
     h2o_iovec_t reqbufs[2];
     char *head;
     char *body;
-    int to_head; /* a HEAD request: no body comes back */
+    int to_head;   /* a HEAD request: no body comes back */
+    int force_new; /* the retry after a stale kept-alive connection: not another pooled one */
+    int broken;    /* the connection reported an error: never pooled again */
     size_t max_body;
     int retry_allowed;
     /* the response */
@@ -288,7 +290,7 @@ static void on_later(gw_timer *timer)
  * delivered from a 0 ms timer. `error` must be static text or call->error_buf. */
 static void finish(gw_upstream_call *call, int status, const char *error, int timed_out)
 {
-    conn_release(call, error == NULL && call->keep_alive);
+    conn_release(call, error == NULL && call->keep_alive && !call->broken);
     call->phase = PHASE_DONE;
     call->status = error != NULL ? 0 : status;
     call->error = error;
@@ -310,6 +312,7 @@ static void failed_before_response(gw_upstream_call *call, const char *error)
     gw_upstream_conn *conn = call->conn;
     if (conn != NULL && conn->reused && call->retry_allowed && gw_timer_active(&call->deadline)) {
         call->retry_allowed = 0;
+        call->force_new = 1; /* other pooled connections may be just as stale */
         conn_release(call, 0);
         try_acquire(call);
         return;
@@ -342,6 +345,8 @@ static void parse_input(gw_upstream_call *call)
     h2o_buffer_t **in = &call->conn->sock->input;
     while (call->phase != PHASE_DONE) {
         if (call->phase == PHASE_HEAD) {
+            if ((*in)->size == 0)
+                return; /* (after a 1xx head that filled the buffer) */
             gw_h1_head head;
             const char *err = NULL;
             ssize_t n = gw_h1_parse_head((*in)->bytes, (*in)->size, call->to_head, &head, &err);
@@ -352,18 +357,21 @@ static void parse_input(gw_upstream_call *call)
                 fail(call, call->error_buf);
                 return;
             }
-            h2o_buffer_consume(in, (size_t)n);
-            if (head.status < 200)
+            if (head.status < 200) {
+                h2o_buffer_consume(in, (size_t)n);
                 continue; /* 100 Continue and the like: the real head follows */
+            }
             call->status = head.status;
             call->keep_alive = head.keep_alive;
             call->body_kind = head.body;
+            /* Copied before the head is consumed: h2o frees a buffer that is consumed whole. */
             if (head.content_type != NULL) {
                 size_t len = head.content_type_len < sizeof(call->content_type_buf) ? head.content_type_len
                                                                                     : sizeof(call->content_type_buf);
                 memcpy(call->content_type_buf, head.content_type, len);
                 call->content_type = h2o_iovec_init(call->content_type_buf, len);
             }
+            h2o_buffer_consume(in, (size_t)n);
             if (head.body == GW_H1_BODY_NONE) {
                 complete(call, (*in)->size);
                 return;
@@ -441,13 +449,15 @@ static void on_read(h2o_socket_t *sock, const char *err)
     }
     if (call->phase == PHASE_DONE) /* complete, waiting for its write to end: anything more is unexpected */
         call->keep_alive = 0;
+    if (err != NULL)
+        call->broken = 1; /* whatever arrived with the error, this connection is done */
     if (sock->input->size > 0)
         call->got_bytes = 1;
     if (call->phase != PHASE_DONE)
         parse_input(call);
     if (call->phase == PHASE_DONE) {
-        if (err != NULL)
-            h2o_socket_read_stop(sock); /* until the write ends (or the connection closes) */
+        if (err != NULL && call->conn != NULL)
+            h2o_socket_read_stop(sock); /* until the write ends, then the connection closes */
         return;
     }
     if (err == NULL)
@@ -470,6 +480,7 @@ static void on_written(h2o_socket_t *sock, const char *err)
         return;
     call->writing = 0;
     if (err != NULL) {
+        call->broken = 1;
         if (call->phase != PHASE_DONE && !call->got_bytes)
             failed_before_response(call, "cannot send the request");
         else if (call->phase != PHASE_DONE)
@@ -486,6 +497,7 @@ static void send_request(gw_upstream_call *call)
 {
     call->phase = PHASE_HEAD;
     call->got_bytes = 0;
+    call->broken = 0;
     call->status = 0;
     call->keep_alive = 0;
     call->body_left = 0;
@@ -595,6 +607,13 @@ static void try_acquire(gw_upstream_call *call)
     gw_upstream_pool *pool = call->pool;
     if (!can_start(pool, call) || (!h2o_linklist_is_empty(&pool->waiting) && !pool->kicking)) {
         h2o_linklist_insert(&pool->waiting, &call->waiting); /* in line, in order */
+        return;
+    }
+    if (call->force_new) { /* a retry: a new connection, making room by closing the oldest idle one if need be */
+        if (pool->open >= share_of(pool->w, call->upstream) && !h2o_linklist_is_empty(&pool->idle))
+            conn_close(H2O_STRUCT_FROM_MEMBER(gw_upstream_conn, idle_link, pool->idle.prev));
+        call->force_new = 0;
+        conn_open(call);
         return;
     }
     if (!h2o_linklist_is_empty(&pool->idle)) {
