@@ -146,7 +146,7 @@ int gw_handle_request(h2o_handler_t *self, h2o_req_t *req)
     gw_worker *w = (gw_worker *)req->conn->ctx;
     h2o_iovec_t id = request_id(w, req);
     gw_add_header(req, H2O_STRLIT("x-request-id"), id.base, id.len);
-    /* h2o's own caps (HTTP/1: a head of 8 KiB and 100 fields, answered 400) come first; these hold for
+    /* h2o's own caps (HTTP/1: 100 fields and a head of 408 KiB, answered 400) come first; these hold for
      * HTTP/2 too, before any routing work. */
     size_t header_bytes = 0;
     for (size_t i = 0; i < req->headers.size; ++i)

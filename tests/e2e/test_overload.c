@@ -410,7 +410,7 @@ static void test_header_limits_answer_431(void **state)
         many[i] = names[i];
     }
     many[30] = NULL;
-    /* HTTP/2 (h2o's HTTP/1 head cap is 8 KiB, so both limits are set below it here) and HTTP/1 */
+    /* HTTP/2 and HTTP/1 (under h2o's own caps of 100 fields and a 408 KiB head) */
     static const e2e_http versions[] = {E2E_HTTP2_PRIOR, E2E_HTTP1};
     for (int v = 0; v < 2; ++v) {
         e2e_response res;
