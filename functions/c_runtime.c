@@ -422,26 +422,40 @@ static void c_destroy(fn_function *fn)
 
 static const fn_runtime_ops c_ops = {c_start, c_destroy};
 
+/* Reads the object and makes the function around it, without loading anything yet: *content is the caller's. */
+static int c_new(const char *name, const char *path, unsigned nthreads, fn_function **out, char **content, size_t *len,
+                 char *err, size_t cap)
+{
+    int rc = fn_read_file(path, content, len);
+    if (rc != 0) {
+        snprintf(err, cap, "%s: cannot read the C object: %s", path, strerror(-rc));
+        return rc;
+    }
+    fn_function *fn = fn__function_new(&c_ops, FN_KIND_C, name, path, *content, *len, nthreads);
+    c_impl *impl = calloc(1, sizeof(*impl));
+    if (fn == NULL || impl == NULL) {
+        free(impl);
+        fn__function_free(fn);
+        free(*content);
+        *content = NULL;
+        snprintf(err, cap, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    fn->impl = impl;
+    *out = fn;
+    return 0;
+}
+
 int fn_c_load(const char *name, const char *path, const char *symbol, int inline_calls, unsigned nthreads,
               fn_function **out, char *err, size_t cap)
 {
     char *content = NULL;
     size_t len = 0;
-    int rc = fn_read_file(path, &content, &len);
-    if (rc != 0) {
-        snprintf(err, cap, "%s: cannot read the C object: %s", path, strerror(-rc));
+    fn_function *fn;
+    int rc = c_new(name, path, nthreads, &fn, &content, &len, err, cap);
+    if (rc != 0)
         return rc;
-    }
-    fn_function *fn = fn__function_new(&c_ops, FN_KIND_C, name, path, content, len, nthreads);
-    c_impl *impl = calloc(1, sizeof(*impl));
-    if (fn == NULL || impl == NULL) {
-        free(impl);
-        fn__function_free(fn);
-        free(content);
-        snprintf(err, cap, "%s: out of memory", path);
-        return -ENOMEM;
-    }
-    fn->impl = impl;
+    c_impl *impl = fn->impl;
     impl->inline_calls = inline_calls;
     impl->handle = dlopen_private_copy(path, content, len, err, cap);
     if (impl->handle == NULL) {
@@ -492,21 +506,11 @@ int fn_c_load_isolated(const char *name, const char *path, const char *symbol, c
 {
     char *content = NULL;
     size_t len = 0;
-    int rc = fn_read_file(path, &content, &len);
-    if (rc != 0) {
-        snprintf(err, cap, "%s: cannot read the C object: %s", path, strerror(-rc));
+    fn_function *fn;
+    int rc = c_new(name, path, nthreads, &fn, &content, &len, err, cap);
+    if (rc != 0)
         return rc;
-    }
-    fn_function *fn = fn__function_new(&c_ops, FN_KIND_C, name, path, content, len, nthreads);
-    c_impl *impl = calloc(1, sizeof(*impl));
-    if (fn == NULL || impl == NULL) {
-        free(impl);
-        fn__function_free(fn);
-        free(content);
-        snprintf(err, cap, "%s: out of memory", path);
-        return -ENOMEM;
-    }
-    fn->impl = impl;
+    c_impl *impl = fn->impl;
     char copy[512], why[400];
     rc = write_private_copy(path, content, len, copy, err, cap);
     free(content);
