@@ -393,6 +393,21 @@ int e2e_admin_request(e2e_server *srv, const char *method, const char *path, e2e
     return e2e_request(&admin, E2E_HTTP1, method, path, NULL, NULL, 0, res);
 }
 
+double e2e_metric(e2e_server *srv, const char *sample)
+{
+    e2e_response res;
+    if (e2e_admin_request(srv, "GET", "/metrics", &res) != 0) {
+        e2e_response_release(&res);
+        return -1;
+    }
+    char line[256];
+    snprintf(line, sizeof(line), "\n%s ", sample); /* a sample line, not its # HELP */
+    const char *at = strstr(res.body, line);
+    double v = at != NULL ? strtod(at + strlen(line), NULL) : -1;
+    e2e_response_release(&res);
+    return v;
+}
+
 void e2e_response_release(e2e_response *res)
 {
     free(res->headers);

@@ -58,6 +58,9 @@ int e2e_request(e2e_server *srv, e2e_http http, const char *method, const char *
 void e2e_response_release(e2e_response *res);
 /* One HTTP/1.1 request to the admin listener. */
 int e2e_admin_request(e2e_server *srv, const char *method, const char *path, e2e_response *res);
+/* The value of one Prometheus sample on the admin listener's /metrics, named with its labels
+ * ("bffgate_overload_refused_total{mark=\"max_inflight\"}"), or -1 when it is not there. */
+double e2e_metric(e2e_server *srv, const char *sample);
 /* Finds a response header value (case-insensitive name); returns a malloc'd copy or NULL. */
 char *e2e_header(const e2e_response *res, const char *name);
 

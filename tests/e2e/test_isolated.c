@@ -83,16 +83,9 @@ static long worker_pid(void)
     return pid;
 }
 
-static double metric(const char *name)
+static double metric(const char *sample)
 {
-    e2e_response res;
-    assert_int_equal(e2e_admin_request(&srv, "GET", "/metrics", &res), 0);
-    char line[128];
-    snprintf(line, sizeof(line), "\n%s ", name);
-    const char *at = strstr(res.body, line);
-    double v = at != NULL ? strtod(at + strlen(line), NULL) : -1;
-    e2e_response_release(&res);
-    return v;
+    return e2e_metric(&srv, sample);
 }
 
 static void expect_failure(const char *path, long status, const char *log_text)

@@ -107,16 +107,9 @@ static void assert_refused(const e2e_response *res, const char *mark, const char
     free(ra);
 }
 
-static double metric(const char *name)
+static double metric(const char *sample)
 {
-    e2e_response res;
-    assert_int_equal(e2e_admin_request(&srv, "GET", "/metrics", &res), 0);
-    char line[128];
-    snprintf(line, sizeof(line), "\n%s", name); /* a sample line, not its # HELP */
-    const char *at = strstr(res.body, line);
-    double v = at != NULL ? strtod(at + strlen(line), NULL) : -1;
-    e2e_response_release(&res);
-    return v;
+    return e2e_metric(&srv, sample);
 }
 
 static void reload(void)
@@ -147,7 +140,7 @@ static long wait_status(const char *path, long status, int admin)
 static void test_inflight_mark_refuses_new_requests_only(void **state)
 {
     (void)state;
-    double refused_before = metric("bffgate_overload_refused_total{mark=\"max_inflight\"} ");
+    double refused_before = metric("bffgate_overload_refused_total{mark=\"max_inflight\"}");
     call slow[2] = {{.path = "/sleep?ms=800"}, {.path = "/sleep?ms=800"}};
     pthread_t t[2];
     for (int i = 0; i < 2; ++i)
@@ -177,7 +170,7 @@ static void test_inflight_mark_refuses_new_requests_only(void **state)
     }
     assert_int_equal(status_of("/sleep", &res), 200);
     e2e_response_release(&res);
-    assert_true(metric("bffgate_overload_refused_total{mark=\"max_inflight\"} ") >= refused_before + 1);
+    assert_true(metric("bffgate_overload_refused_total{mark=\"max_inflight\"}") >= refused_before + 1);
 }
 
 static void test_memory_mark_refuses_and_fails_readiness_until_lifted(void **state)
@@ -195,7 +188,7 @@ static void test_memory_mark_refuses_and_fails_readiness_until_lifted(void **sta
     assert_int_equal(res.status, 503);
     assert_non_null(strstr(res.body, "overloaded"));
     e2e_response_release(&res);
-    assert_true(metric("bffgate_overload_memory_over ") == 1);
+    assert_true(metric("bffgate_overload_memory_over") == 1);
     char *log = e2e_log(&srv);
     assert_non_null(strstr(log, "is over max_memory_mb (1): new requests get 503"));
     free(log);
@@ -204,7 +197,7 @@ static void test_memory_mark_refuses_and_fails_readiness_until_lifted(void **sta
     reload();
     assert_int_equal(wait_status("/sleep", 200, 0), 200);
     assert_int_equal(wait_status("/readyz", 200, 1), 200);
-    assert_true(metric("bffgate_overload_memory_over ") == 0);
+    assert_true(metric("bffgate_overload_memory_over") == 0);
 }
 
 static int raw_connect(void)
@@ -271,7 +264,7 @@ static void test_slow_clients_are_cut_and_others_stay_served(void **state)
 static void test_max_connections_pauses_accepting(void **state)
 {
     (void)state;
-    double pauses_before = metric("bffgate_accept_paused_total ");
+    double pauses_before = metric("bffgate_accept_paused_total");
     int idle[8];
     for (int i = 0; i < 8; ++i)
         idle[i] = raw_connect();
@@ -288,7 +281,7 @@ static void test_max_connections_pauses_accepting(void **state)
     assert_true(n > 12);
     assert_memory_equal(buf, "HTTP/1.1 200", 12);
     close(ninth);
-    assert_true(metric("bffgate_accept_paused_total ") >= pauses_before + 1);
+    assert_true(metric("bffgate_accept_paused_total") >= pauses_before + 1);
 }
 
 /* A raw HTTP/2 client (prior knowledge), enough for Rapid Reset: HEADERS that start requests, RST_STREAMs that
@@ -364,7 +357,7 @@ static int h2_wait_headers(int fd, uint32_t stream, int ms)
 static void test_rapid_reset_shuts_the_connection(void **state)
 {
     (void)state;
-    double cuts = metric("bffgate_http2_reset_cuts_total ");
+    double cuts = metric("bffgate_http2_reset_cuts_total");
     /* Within the budget (20): a client may cancel what it no longer needs, and is still served. */
     int fd = h2_connect();
     for (uint32_t s = 1; s <= 19; s += 2) {
@@ -374,7 +367,7 @@ static void test_rapid_reset_shuts_the_connection(void **state)
     h2_get(fd, 21, "/sleep");
     assert_int_equal(h2_wait_headers(fd, 21, 3000), 1);
     close(fd);
-    assert_true(metric("bffgate_http2_reset_cuts_total ") == cuts);
+    assert_true(metric("bffgate_http2_reset_cuts_total") == cuts);
 
     /* Past it: the connection is shut down; the server goes on serving others. */
     fd = h2_connect();
@@ -385,7 +378,7 @@ static void test_rapid_reset_shuts_the_connection(void **state)
     h2_get(fd, 403, "/sleep");
     assert_int_equal(h2_wait_headers(fd, 403, 3000), 0);
     close(fd);
-    assert_true(metric("bffgate_http2_reset_cuts_total ") == cuts + 1);
+    assert_true(metric("bffgate_http2_reset_cuts_total") == cuts + 1);
     e2e_response res;
     assert_int_equal(status_of("/sleep", &res), 200);
     e2e_response_release(&res);
