@@ -159,6 +159,13 @@ void fn_lua_json_set_budget(size_t (*budget)(lua_State *L))
     json_budget = budget;
 }
 
+static void (*json_expand)(lua_State *L, int idx);
+
+void fn_lua_json_set_expand(void (*expand)(lua_State *L, int idx))
+{
+    json_expand = expand;
+}
+
 static int over_budget(json_walk *w)
 {
     if (w->out->len <= w->max_len)
@@ -442,9 +449,11 @@ static int encode_table(json_walk *w, int idx, int depth)
         return walk_fail(w, depth, "Lua stack overflow");
 
     bool marked = false;
-    if (w->array_mt != NULL && lua_getmetatable(L, idx)) {
-        marked = lua_topointer(L, -1) == w->array_mt;
+    if (lua_getmetatable(L, idx)) {
+        marked = w->array_mt != NULL && lua_topointer(L, -1) == w->array_mt;
         lua_pop(L, 1);
+        if (!marked && json_expand != NULL)
+            json_expand(L, idx);
     }
     lua_Unsigned n = lua_rawlen(L, idx);
     if (n == 0 && !marked)

@@ -54,9 +54,9 @@ typedef struct lua_warm {
     int remaining_ref;
     int sleep_ref;
     int call_ref, fetch_ref, all_ref, encode_ref;
-    int event_mt_ref, ctx_mt_ref; /* see make_prototypes */
-    int event_slot_ref;           /* registry slot: the running invocation's event table (false between) */
-    int co_slot_ref;              /* registry slot: the coroutine the last invocation ran on (reused) */
+    int event_mt_ref, ctx_ref; /* see make_prototypes */
+    int event_slot_ref;        /* registry slot: the running invocation's event table (false between) */
+    int co_slot_ref;           /* registry slot: the coroutine the last invocation ran on (reused) */
     int close_depth;
     lua_invocation *current;
 } lua_warm;
@@ -493,6 +493,7 @@ static void set_global_nil(lua_State *L, const char *name)
 
 /* Opens the allowed libraries and removes everything else. Runs protected (it may raise on OOM). */
 static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn);
+static void expand_event(lua_State *L, int idx);
 
 static int open_sandbox(lua_State *L)
 {
@@ -547,6 +548,7 @@ static int open_sandbox(lua_State *L)
     lua_pop(L, 1);
     fn_lua_json_open(L);
     fn_lua_json_set_budget(json_budget);
+    fn_lua_json_set_expand(expand_event);
 
     lua_warm *w = warm_of(L);
     lua_pushcfunction(L, l_ctx_log);
@@ -647,12 +649,6 @@ Error:
     return NULL;
 }
 
-static void set_string_field(lua_State *L, const char *key, bfg_str s)
-{
-    lua_pushlstring(L, s.ptr != NULL ? s.ptr : "", s.len);
-    lua_setfield(L, -2, key);
-}
-
 /* Pushes pairs as a table name -> value; a repeated name keeps the last value (headers: joined with ", "). */
 static void push_pairs(lua_State *L, const bfg_pair *pairs, size_t n, int join)
 {
@@ -696,54 +692,188 @@ static void push_multi(lua_State *L, const bfg_pair *pairs, size_t n)
     }
 }
 
-/* Protected: builds (event, ctx) on the stack. Upvalue-free: the invocation is in the warm state. */
 /*
- * event's __index: pathParameters, query, multiValueQuery, headers and claims are built on first access
- * (most handlers read one or two of them) and then stored in the event, so later reads are plain. Only for
- * the invocation the event belongs to (the registry's event slot): an event kept by the module and read in a
- * later invocation gets nil (its strings are gone), never the later request's data.
+ * event is a view of the request built as the handler reads it: every field (method, path, ..., claims)
+ * is pushed on first read by __index and then stored in the event, so later reads are plain and a handler
+ * that reads nothing pays nothing. __pairs and the JSON encoder (see expand_event) fill in all fields
+ * first, so iterating or encoding an event shows all of them. Only for the invocation the event belongs to
+ * (the registry's event slot): an event kept by the module and read in a later invocation gets nil for
+ * the fields it had not read in time (their strings are gone), never the later request's data.
  */
-static int l_event_index(lua_State *L)
+enum {
+    EV_METHOD,
+    EV_PATH,
+    EV_ROUTE,
+    EV_FRONTEND,
+    EV_REQUEST_ID,
+    EV_BODY,
+    EV_PATH_PARAMETERS,
+    EV_QUERY,
+    EV_MULTI_VALUE_QUERY,
+    EV_HEADERS,
+    EV_CLAIMS,
+    EV_NFIELDS
+};
+static const char *const event_fields[EV_NFIELDS] = {"method",          "path",    "route",          "frontend",
+                                                     "requestId",       "body",    "pathParameters", "query",
+                                                     "multiValueQuery", "headers", "claims"};
+
+static void push_str(lua_State *L, bfg_str s)
 {
-    lua_warm *w = warm_of(L);
-    lua_invocation *inv = w->current;
-    if (inv == NULL || lua_type(L, 2) != LUA_TSTRING)
-        return 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->event_slot_ref); /* the running invocation's event */
-    if (!lua_rawequal(L, 1, -1))
-        return 0;
-    lua_pop(L, 1);
-    const char *key = lua_tostring(L, 2);
+    lua_pushlstring(L, s.ptr != NULL ? s.ptr : "", s.len);
+}
+
+/* Pushes the value of event field `field` of inv's request; returns 0 with nothing pushed when the
+ * request has no such value (claims without a token). Raises on a memory error. */
+static int push_event_field(lua_State *L, const lua_invocation *inv, int field)
+{
     const bfg_event *ev = inv->call->event;
     char err[256];
-    if (strcmp(key, "pathParameters") == 0) {
+    switch (field) {
+    case EV_METHOD:
+        push_str(L, ev->method);
+        return 1;
+    case EV_PATH:
+        push_str(L, ev->path);
+        return 1;
+    case EV_ROUTE:
+        push_str(L, ev->route);
+        return 1;
+    case EV_FRONTEND:
+        push_str(L, ev->frontend);
+        return 1;
+    case EV_REQUEST_ID:
+        push_str(L, ev->request_id);
+        return 1;
+    case EV_BODY:
+        push_str(L, ev->body);
+        return 1;
+    case EV_PATH_PARAMETERS:
         push_pairs(L, ev->params, ev->nparams, 0);
-    } else if (strcmp(key, "query") == 0) {
+        return 1;
+    case EV_QUERY:
         push_pairs(L, ev->query, ev->nquery, 0);
-    } else if (strcmp(key, "multiValueQuery") == 0) {
+        return 1;
+    case EV_MULTI_VALUE_QUERY:
         push_multi(L, ev->query, ev->nquery);
-    } else if (strcmp(key, "headers") == 0) {
+        return 1;
+    case EV_HEADERS:
         push_pairs(L, ev->headers, ev->nheaders, 1);
-    } else if (strcmp(key, "claims") == 0 && inv->call->claims != NULL) {
+        return 1;
+    case EV_CLAIMS:
+        if (inv->call->claims == NULL)
+            return 0;
         if (fn_lua_push_json(L, inv->call->claims, err, sizeof(err)) != 0)
             return luaL_error(L, "cannot convert the token's claims: %s", err);
-    } else {
+        return 1;
+    default:
         return 0;
     }
+}
+
+/* The running invocation when the table at idx is its event, else NULL. */
+static lua_invocation *event_owner(lua_State *L, int idx)
+{
+    lua_warm *w = warm_of(L);
+    if (w->current == NULL)
+        return NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->event_slot_ref);
+    int same = lua_rawequal(L, idx, -1);
+    lua_pop(L, 1);
+    return same ? w->current : NULL;
+}
+
+/* Stores every field the event at idx does not hold yet (raw: no metamethod runs). */
+static void fill_event(lua_State *L, int idx, const lua_invocation *inv)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checkstack(L, 3, "filling the event");
+    for (int field = 0; field < EV_NFIELDS; ++field) {
+        lua_pushstring(L, event_fields[field]);
+        if (lua_rawget(L, idx) == LUA_TNIL && push_event_field(L, inv, field)) {
+            lua_pushstring(L, event_fields[field]);
+            lua_insert(L, -2);
+            lua_rawset(L, idx);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static int l_event_index(lua_State *L)
+{
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    lua_invocation *inv = event_owner(L, 1);
+    if (inv == NULL)
+        return 0;
+    const char *key = lua_tostring(L, 2);
+    int field = 0;
+    while (field < EV_NFIELDS && strcmp(key, event_fields[field]) != 0)
+        field++;
+    if (field == EV_NFIELDS || !push_event_field(L, inv, field))
+        return 0;
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
     lua_rawset(L, 1);
     return 1;
 }
 
-/* Per warm state, once: the event metatable, and ctx's metatable whose __index holds what every ctx of
- * this function shares (functionName, functionVersion, the functions). Both hide themselves from
- * getmetatable, so a handler cannot change them for later invocations. */
+/* next without the global of that name (a handler may replace it). */
+static int l_event_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1) != 0)
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int l_event_pairs(lua_State *L)
+{
+    lua_invocation *inv = event_owner(L, 1);
+    if (inv != NULL)
+        fill_event(L, 1, inv);
+    lua_pushcfunction(L, l_event_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* The encoder's hook for tables with a metatable: an event is encoded with all its fields. */
+static void expand_event(lua_State *L, int idx)
+{
+    lua_invocation *inv = event_owner(L, idx);
+    if (inv != NULL)
+        fill_event(L, idx, inv);
+}
+
+/* ctx.requestId: the running invocation's (ctx is shared by the invocations of a state). */
+static int l_ctx_index(lua_State *L)
+{
+    lua_warm *w = warm_of(L);
+    if (w->current == NULL || lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "requestId") != 0)
+        return 0;
+    push_str(L, w->current->call->event->request_id);
+    return 1;
+}
+
+static int l_ctx_newindex(lua_State *L)
+{
+    return luaL_error(L, "ctx is read-only: keep per-request values in local variables");
+}
+
+/* Per warm state, once: the event metatable, and the one ctx every invocation of the state gets: its
+ * fields (functionName, functionVersion, the functions) are raw, requestId comes from __index, and it
+ * cannot be written (a value stored in it would reach later requests). Both metatables hide themselves
+ * from getmetatable. */
 static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
 {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushcfunction(L, l_event_index);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_event_pairs);
+    lua_setfield(L, -2, "__pairs");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     w->event_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -752,7 +882,6 @@ static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
     lua_pushboolean(L, 0);
     w->co_slot_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
-    lua_createtable(L, 0, 2);
     lua_createtable(L, 0, 10);
     lua_pushstring(L, fn->name);
     lua_setfield(L, -2, "functionName");
@@ -772,13 +901,19 @@ static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
         lua_rawgeti(L, LUA_REGISTRYINDEX, *(const int *)((const char *)w + fns[i].offset));
         lua_setfield(L, -2, fns[i].name);
     }
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, l_ctx_index);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_ctx_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    w->ctx_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
+    w->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* Protected: builds (event, ctx) on the stack. Upvalue-free: the invocation is in the warm state. */
+/* Protected: builds (event, ctx) on the stack. Upvalue-free: the invocation is in the warm state. Only
+ * event.json is built here: an invalid JSON body must be refused (400) before the handler runs. */
 static int build_arguments(lua_State *L)
 {
     lua_warm *w = warm_of(L);
@@ -786,13 +921,8 @@ static int build_arguments(lua_State *L)
     const bfg_event *ev = inv->call->event;
     char err[256];
 
-    lua_createtable(L, 0, 8);
-    set_string_field(L, "method", ev->method);
-    set_string_field(L, "path", ev->path);
-    set_string_field(L, "route", ev->route);
-    set_string_field(L, "frontend", ev->frontend);
-    set_string_field(L, "requestId", ev->request_id);
-    set_string_field(L, "body", ev->body);
+    int has_json = inv->call->json != NULL || inv->call->body_is_json;
+    lua_createtable(L, 0, has_json);
     if (inv->call->json != NULL) {
         if (fn_lua_push_json(L, inv->call->json, err, sizeof(err)) != 0)
             return luaL_error(L, "cannot convert the request JSON: %s", err);
@@ -808,11 +938,7 @@ static int build_arguments(lua_State *L)
     lua_rawseti(L, LUA_REGISTRYINDEX, w->event_slot_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->event_mt_ref);
     lua_setmetatable(L, -2);
-
-    lua_createtable(L, 0, 1);
-    set_string_field(L, "requestId", ev->request_id);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->ctx_mt_ref);
-    lua_setmetatable(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->ctx_ref);
     return 2;
 }
 

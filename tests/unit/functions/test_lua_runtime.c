@@ -347,42 +347,81 @@ static void test_event_fields_reach_lua(void **state)
     fn_function_release(&fn);
 }
 
-/* Lazy event fields: built on first read, cached in the event, and never served to a later invocation
- * through an event the module kept; ctx's shared part cannot be changed by a handler. */
+/* Lazy event fields: built on first read, cached in the event, listed whole by pairs and json.encode; ctx is shared by
+ * the invocations of a state, so it cannot be written or have its functions changed. */
 static void test_event_fields_are_per_invocation(void **state)
 {
     (void)state;
-    fn_function *fn = load_ok("keeper", "local kept\n"
-                                        "return { handler = function(event, ctx)\n"
-                                        "  local before = {}\n"
-                                        "  for k in pairs(event) do before[#before + 1] = k end\n"
+    fn_function *fn = load_ok("keeper", "return { handler = function(event, ctx)\n"
+                                        "  local raw = 0\n"
+                                        "  for _ in next, event do raw = raw + 1 end\n"
                                         "  local h1 = event.headers\n"
                                         "  local same = event.headers == h1\n"
-                                        "  local old = kept and kept.multiValueQuery\n"
-                                        "  local oldq = kept and rawget(kept, 'query')\n"
-                                        "  if not kept then kept = event end\n"
+                                        "  local listed = {}\n"
+                                        "  for k in pairs(event) do listed[#listed + 1] = k end\n"
+                                        "  table.sort(listed)\n"
+                                        "  local encoded = json.decode(json.encode({ e = event })).e\n"
                                         "  local ok = pcall(function() getmetatable(ctx).__index.log = nil end)\n"
-                                        "  return { n = #before, same = same, old = old == nil and 'nil' or 'leaked',\n"
-                                        "           oldq = oldq == nil and 'nil' or 'present',\n"
+                                        "  local wrote, werr = pcall(function() ctx.user = 'alice' end)\n"
+                                        "  return { raw = raw, listed = table.concat(listed, ','), same = same,\n"
                                         "           mt = getmetatable(ctx) == false and getmetatable(event) == false,\n"
-                                        "           tampered = ok, haslog = type(ctx.log) == 'function',\n"
+                                        "           tampered = ok, wrote = wrote, werr = tostring(werr),\n"
+                                        "           haslog = type(ctx.log) == 'function', rid = ctx.requestId,\n"
+                                        "           emethod = encoded.method, eid = encoded.pathParameters.id,\n"
                                         "           name = ctx.functionName, id = event.pathParameters.id }\n"
                                         "end }\n");
     bfg_event ev = make_event();
     fn_response res;
     for (int round = 0; round < 2; ++round) {
+        if (round == 0)
+            ev.request_id = (bfg_str)S("req-first");
+        else
+            ev.request_id = (bfg_str)S("req-second");
         assert_int_equal(invoke_full(fn, &ev, NULL, 5000, 0, &res), 0);
         json_t *body = body_json(&res);
-        /* Only the scalar fields exist before the first read of a lazy one. */
-        assert_int_equal(json_integer_value(json_object_get(body, "n")), 6);
+        /* Nothing is built before the handler reads it; pairs and json.encode see every field. */
+        assert_int_equal(json_integer_value(json_object_get(body, "raw")), 0);
+        assert_str_field(body, "listed",
+                         "body,frontend,headers,method,multiValueQuery,path,pathParameters,query,requestId,route");
+        assert_str_field(body, "emethod", "POST");
+        assert_str_field(body, "eid", "42");
         assert_true(json_is_true(json_object_get(body, "same")));
-        assert_str_field(body, "old", "nil");  /* a kept event yields nothing for a later invocation */
-        assert_str_field(body, "oldq", "nil"); /* and was not filled meanwhile */
         assert_true(json_is_true(json_object_get(body, "mt")));
         assert_true(json_is_false(json_object_get(body, "tampered")));
+        assert_true(json_is_false(json_object_get(body, "wrote")));
+        assert_non_null(strstr(json_string_value(json_object_get(body, "werr")), "ctx is read-only"));
         assert_true(json_is_true(json_object_get(body, "haslog")));
+        assert_str_field(body, "rid", round == 0 ? "req-first" : "req-second");
         assert_str_field(body, "name", "keeper");
         assert_str_field(body, "id", "42");
+        json_decref(body);
+        fn_response_release(&res);
+    }
+    fn_function_release(&fn);
+}
+
+/* A kept event answers nil in a later invocation for the fields it had not read in time (never the later
+ * request's data), and keeps those it had. */
+static void test_kept_event_unread_fields_are_nil(void **state)
+{
+    (void)state;
+    fn_function *fn =
+        load_ok("keeper2", "local kept\n"
+                           "return { handler = function(event, ctx)\n"
+                           "  local r = { method = kept and kept.method or 'nil', path = kept and kept.path or 'nil',\n"
+                           "              n = 0 }\n"
+                           "  if kept then for _ in pairs(kept) do r.n = r.n + 1 end end\n"
+                           "  if not kept then kept = event; local _ = event.path end\n"
+                           "  return r\n"
+                           "end }\n");
+    bfg_event ev = make_event();
+    fn_response res;
+    for (int round = 0; round < 2; ++round) {
+        assert_int_equal(invoke_full(fn, &ev, NULL, 5000, 0, &res), 0);
+        json_t *body = body_json(&res);
+        assert_str_field(body, "method", "nil");
+        assert_str_field(body, "path", round == 0 ? "nil" : "/products/42/red-shoe");
+        assert_int_equal(json_integer_value(json_object_get(body, "n")), round == 0 ? 0 : 1);
         json_decref(body);
         fn_response_release(&res);
     }
@@ -1148,6 +1187,7 @@ int main(void)
         cmocka_unit_test(test_bad_status_code_is_an_error),
         cmocka_unit_test(test_event_fields_reach_lua),
         cmocka_unit_test(test_event_fields_are_per_invocation),
+        cmocka_unit_test(test_kept_event_unread_fields_are_nil),
         cmocka_unit_test(test_empty_event_gives_empty_strings_and_tables),
         cmocka_unit_test(test_ctx_fields),
         cmocka_unit_test(test_ctx_log_refuses_unknown_level),
