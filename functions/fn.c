@@ -19,8 +19,7 @@ void fn_response_init(fn_response *res)
 void fn_response_release(fn_response *res)
 {
     for (size_t i = 0; i < res->nheaders; ++i) {
-        free(res->headers[i].name);
-        free(res->headers[i].value);
+        free(res->headers[i].name); /* the value lives in the same block */
     }
     free(res->headers);
     fn_buf_release(&res->body);
@@ -68,12 +67,10 @@ int fn_response_add_header(fn_response *res, const char *name, size_t name_len, 
         res->headers = h;
         res->headers_cap = cap;
     }
-    char *n = malloc(name_len + 1), *v = malloc(value_len + 1);
-    if (n == NULL || v == NULL) {
-        free(n);
-        free(v);
+    char *n = malloc(name_len + value_len + 2); /* one block: the name, then the value */
+    if (n == NULL)
         return -ENOMEM;
-    }
+    char *v = n + name_len + 1;
     for (size_t i = 0; i < name_len; ++i)
         n[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
     n[name_len] = '\0';

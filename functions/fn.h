@@ -34,9 +34,9 @@ typedef struct fn_limits {
 } fn_limits;
 
 typedef struct fn_header {
-    char *name; /* malloc'd, lower-case, NUL-terminated */
+    char *name; /* malloc'd, lower-case, NUL-terminated; the block holds the value too */
     size_t name_len;
-    char *value; /* malloc'd, NUL-terminated */
+    char *value; /* NUL-terminated, inside name's block (freed with it) */
     size_t value_len;
 } fn_header;
 

@@ -175,11 +175,24 @@ static int over_budget(json_walk *w)
     return 1;
 }
 
-static int emit(json_walk *w, const char *s, size_t len)
+static int emit_slow(json_walk *w, const char *s, size_t len)
 {
     if (fn_buf_append(w->out, s, len) != 0)
         return fail_no_memory(w);
     return over_budget(w) ? -1 : 0;
+}
+
+/* The punctuation and literals: copied in place when the buffer has room and the budget allows. */
+static inline int emit(json_walk *w, const char *s, size_t len)
+{
+    fn_buf *out = w->out;
+    if (out->cap - out->len > len && out->len + len <= w->max_len) {
+        memcpy(out->data + out->len, s, len);
+        out->len += len;
+        out->data[out->len] = '\0';
+        return 0;
+    }
+    return emit_slow(w, s, len);
 }
 
 static int encode_integer(json_walk *w, lua_Integer value)
@@ -270,8 +283,10 @@ static int append_json_utf8(fn_buf *out, const char *s, size_t len, size_t *bad_
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    if (len > SIZE_MAX - 2 || fn_buf_reserve(out, len + 2) != 0 || fn_buf_append_char(out, '"') != 0)
+    if (len > SIZE_MAX - 2 || fn_buf_reserve(out, len + 2) != 0)
         return -ENOMEM;
+    out->data[out->len++] = '"'; /* reserved: the quotes and the text when nothing needs escaping */
+    out->data[out->len] = '\0';
     size_t run = 0;
     size_t i = 0;
     while (i < len) {
@@ -320,8 +335,12 @@ static int append_json_utf8(fn_buf *out, const char *s, size_t len, size_t *bad_
         i++;
         run = i;
     }
-    if (fn_buf_append(out, s + run, len - run) != 0 || fn_buf_append_char(out, '"') != 0)
+    if (fn_buf_reserve(out, len - run + 1) != 0)
         return -ENOMEM;
+    memcpy(out->data + out->len, s + run, len - run);
+    out->len += len - run;
+    out->data[out->len++] = '"';
+    out->data[out->len] = '\0';
     return 0;
 }
 
