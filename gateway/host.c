@@ -20,13 +20,15 @@ typedef struct host_timer {
     void *data;
 } host_timer;
 
-static const uint64_t ladder_ms[GW_TIMER_LISTS] = {1,   2,    5,    10,   20,    50,    100,  200,
-                                                   500, 1000, 2000, 5000, 10000, 30000, 60000};
+/* lists[0] is for 0 ms timers only: a timer due later but in under 1 ms waits on the 1 ms list, so the
+ * loop never spins on a short remainder. */
+static const uint64_t ladder_ms[GW_TIMER_LISTS] = {0,   1,   2,    5,    10,   20,    50,    100,
+                                                   200, 500, 1000, 2000, 5000, 10000, 30000, 60000};
 
 static void link_for_remaining(gw_timer *t, uint64_t now_ns)
 {
     uint64_t left_ms = t->due_ns > now_ns ? (t->due_ns - now_ns) / 1000000ULL : 0;
-    size_t i = 0;
+    size_t i = 1;
     while (i + 1 < GW_TIMER_LISTS && ladder_ms[i + 1] <= left_ms)
         ++i;
     h2o_timeout_link(t->w->ctx.loop, &t->w->host.lists[i], &t->entry);
@@ -36,7 +38,7 @@ static void on_timer_list(h2o_timeout_entry_t *entry)
 {
     gw_timer *t = (gw_timer *)entry;
     uint64_t now = fn_now_ns();
-    /* Early: another, shorter hop (the shortest list is 1 ms, so this ends). */
+    /* Early: another, shorter hop (the shortest list it goes on is 1 ms, so this ends). */
     if (t->due_ns > now) {
         link_for_remaining(t, now);
         return;
@@ -52,7 +54,10 @@ void gw_timer_start(gw_worker *w, gw_timer *t, uint64_t ms, void (*cb)(gw_timer 
     t->entry.cb = on_timer_list;
     uint64_t now = fn_now_ns();
     t->due_ns = now + ms * 1000000ULL;
-    link_for_remaining(t, now);
+    if (ms == 0)
+        h2o_timeout_link(w->ctx.loop, &w->host.lists[0], &t->entry);
+    else
+        link_for_remaining(t, now);
 }
 
 void gw_timer_stop(gw_timer *t)

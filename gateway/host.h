@@ -11,13 +11,14 @@
 
 struct gw_worker;
 
-#define GW_TIMER_LISTS 15
+#define GW_TIMER_LISTS 16
 
 /*
  * h2o 2.2 timers come in lists of one fixed duration. A worker keeps a fixed ladder of lists (1 ms to
  * 60 s); a timer is linked into the longest list not longer than the time left, and linked again when
  * that fires early, so it fires within about a millisecond of its due time, never before, whatever
- * durations functions ask for.
+ * durations functions ask for. A timer of 0 ms goes on a list of its own and runs in the loop's next
+ * turn, without waiting (this defers work out of the current callback without adding latency).
  */
 typedef struct gw_timer gw_timer;
 struct gw_timer {
