@@ -9,7 +9,10 @@
 # Workloads: hello (a small JSON object from the platform's function: Lua, Lua, JS, memory),
 # transform (a 2 KB JSON order reshaped), fanout (three upstream calls of 10 ms in parallel, merged),
 # jwt (an HS256-protected hello, one reused token), c_hello (bffgate's C function inline, next to the bare
-# handler), routes (one of 10,000 routes).
+# handler), routes (one of 10,000 routes); and two at a fixed offered load instead of as fast as possible:
+# hello_fixed (BENCH_RATE, default 5000 requests/s) and fanout_fixed (BENCH_FANOUT_RATE, default 1000/s),
+# sent by bench_loadgen on a schedule, each latency counted from when its request was due (a target that
+# falls behind is charged for the queue it causes): what the gateway adds to latency at a load it carries.
 #
 # Reports per target and workload: requests/s, p50 and p99 latency, server CPU microseconds per request
 # (from /proc, every process of the target), peak RSS, and the ratios to bffgate. Writes
@@ -197,20 +200,24 @@ to_us() { awk '{ v = $1 + 0; if ($1 ~ /ms$/) v *= 1000; else if ($1 ~ /[0-9]s$/)
 
 path_of() { # workload
   case $1 in
-    hello) echo /hello ;; c_hello) echo /c_hello ;; transform) echo /transform ;; fanout) echo /fanout ;;
+    hello | hello_fixed) echo /hello ;; c_hello) echo /c_hello ;; transform) echo /transform ;;
+    fanout | fanout_fixed) echo /fanout ;;
     jwt) echo /jwt/hello ;; routes) echo /r7777/item ;;
   esac
 }
 applies() { # target workload
   case $1/$2 in
-    bare_h2o/hello | bare_h2o/c_hello) return 0 ;;
+    bare_h2o/hello | bare_h2o/c_hello | bare_h2o/hello_fixed) return 0 ;;
     bare_h2o/*) return 1 ;;
     bffgate/*) return 0 ;;
     */c_hello) return 1 ;;
     *) return 0 ;;
   esac
 }
-WORKLOADS=(${BENCH_WORKLOADS:-hello transform fanout jwt c_hello routes})
+WORKLOADS=(${BENCH_WORKLOADS:-hello transform fanout jwt c_hello routes hello_fixed fanout_fixed})
+RATE=${BENCH_RATE:-5000}
+FANOUT_RATE=${BENCH_FANOUT_RATE:-1000}
+if [ "$SMOKE" = 1 ]; then RATE=500; FANOUT_RATE=100; fi
 declare -A RPS P50 P99 CPU ERR
 run_one() { # target workload
   local t=$1 w=$2 url args=() path conns=$CONNS
@@ -220,17 +227,30 @@ run_one() { # target workload
   [ "$w" = transform ] && args+=(-s "$WORK/transform.lua")
   [ "$w" = jwt ] && args+=(-H "Authorization: Bearer $TOKEN")
   [ "$w" = fanout ] && [ "$SMOKE" = 0 ] && conns=200
-  local before after out
+  local before after out reqs rps p50 p99 cpu non2xx
   before=$(cpu_ticks "${ROOTPID[$t]}")
-  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${args[@]}" "$url" 2>&1)
+  case $w in
+    *_fixed)
+      local rate=$RATE
+      [ "$w" = fanout_fixed ] && rate=$FANOUT_RATE
+      out=$(taskset -c 1 "$BUILD/bench/bench_loadgen" "${PORT[$t]}" "$path" "$conns" "$DURATION" "$rate" 2>&1)
+      reqs=$(echo "$out" | awk -F'[ =]' '/^status=/ {n += $4} END {print n + 0}')
+      rps=$(echo "$out" | awk -F'[ =]' '/^status=200 / {print $6}')
+      p50=$(echo "$out" | awk -F'[ =]' '/^status=200 / {print $8}')
+      p99=$(echo "$out" | awk -F'[ =]' '/^status=200 / {print $10}')
+      non2xx=$(echo "$out" | awk -F'[ =]' '/^status=/ && $2 != 200 {n += $4} /^errors=/ {n += $2} END {print n + 0}')
+      ;;
+    *)
+      out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${args[@]}" "$url" 2>&1)
+      reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+      rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+      p50=$(echo "$out" | awk '$1 == "50%" {print $2}' | to_us)
+      p99=$(echo "$out" | awk '$1 == "99%" {print $2}' | to_us)
+      non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+      ;;
+  esac
   after=$(cpu_ticks "${ROOTPID[$t]}")
   note_memory "$t"
-  local reqs rps p50 p99 cpu non2xx
-  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1 == "50%" {print $2}' | to_us)
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}' | to_us)
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
   cpu=$(awk -v t=$((after - before)) -v hz="$TICK" -v n="${reqs:-0}" 'BEGIN { printf "%.2f", (n > 0 ? t / hz * 1e6 / n : 0) }')
   echo "round $round  $w  $t  rps=$rps  p50=$p50  p99=$p99  cpu_us=$cpu  non2xx=${non2xx:-0}" >&2
   local k="$t/$w"
@@ -272,6 +292,7 @@ done
 {
   echo
   echo "wrk -t1 -c$CONNS (fanout: -c200), ${DURATION}s x $ROUNDS rounds, medians; targets on CPU 0 (one worker each),"
+  echo "*_fixed: bench_loadgen, $CONNS connections at a fixed $RATE requests/s (fan-out: $FANOUT_RATE/s), latency from when each was due;"
   echo "wrk and the fan-out upstream on CPU 1; $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)."
   echo "Memory: the largest proportional set size (PSS, shared pages split) summed over the target's processes"
   echo "after any run (all workloads are loaded at once: bffgate and the peers hold the 10,000 routes throughout)."

@@ -13,10 +13,15 @@
 #include <unistd.h>
 
 /*
- * Usage: loadgen PORT PATH CONNECTIONS SECONDS
- * Each connection sends one request, waits for the whole response (Content-Length bodies only),
- * records the latency under its status code, and sends the next. Prints one line per status:
- *   status=200 count=1234 rps=246.8 p50_us=812 p99_us=2210
+ * Usage: loadgen PORT PATH CONNECTIONS SECONDS [RATE]
+ * Closed loop (no RATE): each connection sends one request, waits for the whole response (Content-Length
+ * bodies only), records the latency under its status code, and sends the next.
+ * Fixed rate (RATE requests per second over all connections): request k is due at start + k / RATE and
+ * goes out on an idle connection; its latency counts from when it was due, not from when it was sent, so
+ * a server that falls behind is charged for the queue it causes (no coordinated omission). Requests due
+ * while every connection is busy wait for one.
+ * Prints one line per status:
+ *   status=200 count=1234 rps=246.8 p50_us=812 p99_us=2210 p999_us=3100
  */
 
 #define MAX_CONNS 1024
@@ -64,7 +69,14 @@ static void record(int status, uint64_t ns)
         s->us[s->n++] = (uint32_t)(ns / 1000);
 }
 
-static int open_conn(conn *c, int ep)
+static int send_request(conn *c, uint64_t due_ns)
+{
+    c->sent_ns = due_ns;
+    return write(c->fd, request, request_len) == (ssize_t)request_len ? 0 : -1;
+}
+
+/* Connects; in the closed loop also sends the first request. */
+static int open_conn(conn *c, int ep, int send_first)
 {
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
@@ -74,8 +86,7 @@ static int open_conn(conn *c, int ep)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     c->len = 0;
-    c->sent_ns = now_ns();
-    return write(c->fd, request, request_len) == (ssize_t)request_len ? 0 : -1;
+    return send_first ? send_request(c, now_ns()) : 0;
 }
 
 /* Returns the response length when buf holds a whole response, else 0. */
@@ -105,13 +116,14 @@ static int cmp_u32(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: loadgen PORT PATH CONNECTIONS SECONDS\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: loadgen PORT PATH CONNECTIONS SECONDS [RATE]\n");
         return 2;
     }
     int port = atoi(argv[1]), nconns = atoi(argv[3]);
     double seconds = atof(argv[4]);
-    if (nconns < 1 || nconns > MAX_CONNS)
+    double rate = argc == 6 ? atof(argv[5]) : 0;
+    if (nconns < 1 || nconns > MAX_CONNS || (argc == 6 && rate <= 0))
         return 2;
     target.sin_family = AF_INET;
     target.sin_port = htons((uint16_t)port);
@@ -120,24 +132,47 @@ int main(int argc, char **argv)
 
     int ep = epoll_create1(0);
     conn *conns = calloc((size_t)nconns, sizeof(conn));
+    conn **idle = calloc((size_t)nconns, sizeof(conn *));
+    size_t nidle = 0;
     for (int i = 0; i < nconns; ++i) {
-        if (open_conn(&conns[i], ep) != 0) {
+        if (open_conn(&conns[i], ep, rate == 0) != 0) {
             perror("connect");
             return 1;
         }
+        if (rate > 0)
+            idle[nidle++] = &conns[i];
     }
     uint64_t start = now_ns(), stop = start + (uint64_t)(seconds * 1e9);
-    size_t errors = 0;
+    uint64_t interval = rate > 0 ? (uint64_t)(1e9 / rate) : 0, next_due = start, issued = 0;
+    size_t errors = 0, nlate = 0;
+    uint32_t *late = rate > 0 ? malloc(MAX_SAMPLES * sizeof(uint32_t)) : NULL; /* send time - due time */
     struct epoll_event events[64];
-    while (now_ns() < stop) {
-        int n = epoll_wait(ep, events, 64, 100);
+    for (uint64_t now = start; now < stop; now = now_ns()) {
+        int n;
+        if (rate > 0) {
+            /* Due requests go out on idle connections. */
+            while (nidle > 0 && next_due <= now && next_due < stop) {
+                if (send_request(idle[--nidle], next_due) != 0)
+                    ++errors;
+                late[nlate < MAX_SAMPLES ? nlate++ : nlate - 1] = (uint32_t)((now - next_due) / 1000);
+                next_due = start + ++issued * interval;
+            }
+            /* With a connection idle, poll without sleeping: a timer wake-up in a VM can be late by
+             * milliseconds, and that lateness would be charged to the server. The generator has its own
+             * core. */
+            n = epoll_wait(ep, events, 64, nidle > 0 ? 0 : 100);
+        } else {
+            n = epoll_wait(ep, events, 64, 100);
+        }
         for (int i = 0; i < n; ++i) {
             conn *c = events[i].data.ptr;
             ssize_t got = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
             if (got <= 0) {
                 ++errors;
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
                 close(c->fd);
-                open_conn(c, ep);
+                if (open_conn(c, ep, rate == 0) == 0 && rate > 0)
+                    idle[nidle++] = c;
                 continue;
             }
             c->len += (size_t)got;
@@ -149,8 +184,9 @@ int main(int argc, char **argv)
             record(status, t - c->sent_ns);
             memmove(c->buf, c->buf + used, c->len - used);
             c->len -= used;
-            c->sent_ns = t;
-            if (write(c->fd, request, request_len) != (ssize_t)request_len)
+            if (rate > 0)
+                idle[nidle++] = c;
+            else if (send_request(c, t) != 0)
                 ++errors;
         }
     }
@@ -158,15 +194,22 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nstats; ++i) {
         series *s = &stats[i];
         qsort(s->us, s->n, sizeof(uint32_t), cmp_u32);
-        printf("status=%d count=%zu rps=%.1f p50_us=%u p99_us=%u\n", s->status, s->n, (double)s->n / elapsed,
-               s->us[s->n / 2], s->us[(size_t)((double)s->n * 0.99)]);
+        printf("status=%d count=%zu rps=%.1f p50_us=%u p99_us=%u p999_us=%u\n", s->status, s->n, (double)s->n / elapsed,
+               s->us[s->n / 2], s->us[(size_t)((double)s->n * 0.99)], s->us[(size_t)((double)s->n * 0.999)]);
     }
+    if (nlate > 0) {
+        qsort(late, nlate, sizeof(uint32_t), cmp_u32);
+        printf("sent_late p50_us=%u p99_us=%u (requests due while every connection was busy wait)\n", late[nlate / 2],
+               late[(size_t)((double)nlate * 0.99)]);
+    }
+    free(late);
     if (errors > 0)
         printf("errors=%zu\n", errors);
     for (size_t i = 0; i < nstats; ++i)
         free(stats[i].us);
     for (int i = 0; i < nconns; ++i)
         close(conns[i].fd);
+    free(idle);
     free(conns);
     close(ep);
     return 0;
