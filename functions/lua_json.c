@@ -159,9 +159,9 @@ void fn_lua_json_set_budget(size_t (*budget)(lua_State *L))
     json_budget = budget;
 }
 
-static void (*json_expand)(lua_State *L, int idx);
+static int (*json_expand)(lua_State *L, int idx);
 
-void fn_lua_json_set_expand(void (*expand)(lua_State *L, int idx))
+void fn_lua_json_set_expand(int (*expand)(lua_State *L, int idx))
 {
     json_expand = expand;
 }
@@ -471,8 +471,8 @@ static int encode_table(json_walk *w, int idx, int depth)
     if (lua_getmetatable(L, idx)) {
         marked = w->array_mt != NULL && lua_topointer(L, -1) == w->array_mt;
         lua_pop(L, 1);
-        if (!marked && json_expand != NULL)
-            json_expand(L, idx);
+        if (!marked && json_expand != NULL && json_expand(L, idx) != 0)
+            return fail_no_memory(w);
     }
     lua_Unsigned n = lua_rawlen(L, idx);
     if (n == 0 && !marked)

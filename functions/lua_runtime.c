@@ -493,7 +493,7 @@ static void set_global_nil(lua_State *L, const char *name)
 
 /* Opens the allowed libraries and removes everything else. Runs protected (it may raise on OOM). */
 static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn);
-static void expand_event(lua_State *L, int idx);
+static int expand_event(lua_State *L, int idx);
 
 static int open_sandbox(lua_State *L)
 {
@@ -787,7 +787,7 @@ static lua_invocation *event_owner(lua_State *L, int idx)
 static void fill_event(lua_State *L, int idx, const lua_invocation *inv)
 {
     idx = lua_absindex(L, idx);
-    luaL_checkstack(L, 3, "filling the event");
+    luaL_checkstack(L, 8, "filling the event");
     for (int field = 0; field < EV_NFIELDS; ++field) {
         lua_pushstring(L, event_fields[field]);
         if (lua_rawget(L, idx) == LUA_TNIL && push_event_field(L, inv, field)) {
@@ -840,12 +840,31 @@ static int l_event_pairs(lua_State *L)
     return 3;
 }
 
-/* The encoder's hook for tables with a metatable: an event is encoded with all its fields. */
-static void expand_event(lua_State *L, int idx)
+static int fill_event_protected(lua_State *L)
+{
+    fill_event(L, 1, lua_touserdata(L, 2));
+    return 0;
+}
+
+/* The encoder's hook for tables with a metatable: an event is encoded with all its fields. The encoder's
+ * callers hold malloc'd buffers, so nothing may raise through it: the fields are built under lua_pcall
+ * (event_owner, lua_pushcfunction, lua_pushvalue and lua_pushlightuserdata do not allocate). */
+static int expand_event(lua_State *L, int idx)
 {
     lua_invocation *inv = event_owner(L, idx);
-    if (inv != NULL)
-        fill_event(L, idx, inv);
+    if (inv == NULL)
+        return 0;
+    idx = lua_absindex(L, idx);
+    if (!lua_checkstack(L, 3))
+        return -1;
+    lua_pushcfunction(L, fill_event_protected);
+    lua_pushvalue(L, idx);
+    lua_pushlightuserdata(L, inv);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
 }
 
 /* ctx.requestId: the running invocation's (ctx is shared by the invocations of a state). */

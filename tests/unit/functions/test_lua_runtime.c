@@ -400,6 +400,33 @@ static void test_event_fields_are_per_invocation(void **state)
     fn_function_release(&fn);
 }
 
+/* Encoding an event builds its missing fields; at the memory limit that fails as an encode error (the
+ * log line goes out without its fields), never as a Lua error out of the C code holding the buffers. */
+static void test_event_encoded_at_the_memory_limit(void **state)
+{
+    (void)state;
+    fn_function *fn = load_ok(
+        "tight", "return { handler = function(event, ctx)\n"
+                 "  local keep = {}\n"
+                 "  for _, size in ipairs({ 4096, 256, 16, 1 }) do\n"
+                 "    local ok = true\n"
+                 "    while ok do ok = pcall(function() keep[#keep + 1] = string.rep('x', size) .. #keep end) end\n"
+                 "  end\n"
+                 "  local logged = pcall(ctx.log, 'error', 'near the limit', { e = event })\n"
+                 "  keep = nil\n"
+                 "  return { logged = logged, method = event.method }\n"
+                 "end }\n");
+    bfg_event ev = make_event();
+    fn_response res;
+    assert_int_equal(invoke_full(fn, &ev, NULL, 5000, 256 * 1024, &res), 0);
+    json_t *body = body_json(&res);
+    assert_true(json_is_true(json_object_get(body, "logged")));
+    assert_str_field(body, "method", "POST");
+    json_decref(body);
+    fn_response_release(&res);
+    fn_function_release(&fn);
+}
+
 /* A kept event answers nil in a later invocation for the fields it had not read in time (never the later
  * request's data), and keeps those it had. */
 static void test_kept_event_unread_fields_are_nil(void **state)
@@ -1188,6 +1215,7 @@ int main(void)
         cmocka_unit_test(test_event_fields_reach_lua),
         cmocka_unit_test(test_event_fields_are_per_invocation),
         cmocka_unit_test(test_kept_event_unread_fields_are_nil),
+        cmocka_unit_test(test_event_encoded_at_the_memory_limit),
         cmocka_unit_test(test_empty_event_gives_empty_strings_and_tables),
         cmocka_unit_test(test_ctx_fields),
         cmocka_unit_test(test_ctx_log_refuses_unknown_level),
