@@ -29,6 +29,7 @@
 
 typedef struct conn {
     int fd;
+    int busy; /* a request is out on it */
     uint64_t sent_ns;
     char buf[16384];
     size_t len;
@@ -71,6 +72,7 @@ static void record(int status, uint64_t ns)
 
 static int send_request(conn *c, uint64_t due_ns)
 {
+    c->busy = 1;
     c->sent_ns = due_ns;
     return write(c->fd, request, request_len) == (ssize_t)request_len ? 0 : -1;
 }
@@ -86,6 +88,7 @@ static int open_conn(conn *c, int ep, int send_first)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     c->len = 0;
+    c->busy = 0;
     return send_first ? send_request(c, now_ns()) : 0;
 }
 
@@ -171,7 +174,8 @@ int main(int argc, char **argv)
                 ++errors;
                 epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
                 close(c->fd);
-                if (open_conn(c, ep, rate == 0) == 0 && rate > 0)
+                int was_busy = c->busy; /* an idle one closed by the server is on the idle list already */
+                if (open_conn(c, ep, rate == 0) == 0 && rate > 0 && was_busy)
                     idle[nidle++] = c;
                 continue;
             }
@@ -184,6 +188,7 @@ int main(int argc, char **argv)
             record(status, t - c->sent_ns);
             memmove(c->buf, c->buf + used, c->len - used);
             c->len -= used;
+            c->busy = 0;
             if (rate > 0)
                 idle[nidle++] = c;
             else if (send_request(c, t) != 0)

@@ -471,8 +471,11 @@ static int encode_table(json_walk *w, int idx, int depth)
     if (lua_getmetatable(L, idx)) {
         marked = w->array_mt != NULL && lua_topointer(L, -1) == w->array_mt;
         lua_pop(L, 1);
-        if (!marked && json_expand != NULL && json_expand(L, idx) != 0)
-            return fail_no_memory(w);
+        int rc = !marked && json_expand != NULL ? json_expand(L, idx) : 0;
+        if (rc == -ENOMEM) /* the state's memory limit: reported as the encoder's own budget is */
+            return walk_fail(w, depth, FN_JSON_OVER_BUDGET " (building the table's fields)");
+        if (rc != 0)
+            return walk_fail(w, depth, "cannot build the table's fields");
     }
     lua_Unsigned n = lua_rawlen(L, idx);
     if (n == 0 && !marked)

@@ -51,8 +51,9 @@ int fn_lua_encode_json(lua_State *L, int idx, fn_buf *out, char *err, size_t cap
 void fn_lua_json_set_budget(size_t (*budget)(lua_State *L));
 /* Sets a function the encoder calls, before reading it, on every table that has a metatable other than
  * json.array's: it may add fields to the table at idx with raw sets (lazily built tables, such as a Lua
- * function's event, are encoded whole). It must not run Lua code and must not raise: it returns 0, or -1
- * when it ran out of memory (the encode then fails). Set once, before any state exists. */
+ * function's event, are encoded whole). It must not run Lua code and must not raise: it returns 0,
+ * -ENOMEM (the state's memory limit: the encode fails with FN_JSON_OVER_BUDGET), or another negative
+ * errno (the encode fails). Set once, before any state exists. */
 void fn_lua_json_set_expand(int (*expand)(lua_State *L, int idx));
 /* Error messages of the encoder start with this when the budget was the reason. */
 #define FN_JSON_OVER_BUDGET "the JSON text would pass the memory limit"

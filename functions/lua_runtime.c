@@ -109,6 +109,7 @@ struct lua_invocation {
     fn_lua_batch *batch; /* ctx.call/fetch/all: the calls being made (allocated on first use) */
     int calling;         /* set by ctx.call/fetch/all before they yield */
     int bad_body;        /* the request's JSON body turned out invalid while building the event */
+    unsigned event_done; /* event fields built or assigned (bit per EV_*): never built (again) after */
     void *batch_handle;  /* the host's handle while the calls run */
     fn_done_cb done;
     void *data;
@@ -783,12 +784,16 @@ static lua_invocation *event_owner(lua_State *L, int idx)
     return same ? w->current : NULL;
 }
 
-/* Stores every field the event at idx does not hold yet (raw: no metamethod runs). */
-static void fill_event(lua_State *L, int idx, const lua_invocation *inv)
+/* Stores every field the event at idx has not had yet (raw: no metamethod runs). A field the handler built,
+ * assigned or deleted is left as it is. */
+static void fill_event(lua_State *L, int idx, lua_invocation *inv)
 {
     idx = lua_absindex(L, idx);
     luaL_checkstack(L, 8, "filling the event");
     for (int field = 0; field < EV_NFIELDS; ++field) {
+        if (inv->event_done & (1u << field))
+            continue;
+        inv->event_done |= 1u << field;
         lua_pushstring(L, event_fields[field]);
         if (lua_rawget(L, idx) == LUA_TNIL && push_event_field(L, inv, field)) {
             lua_pushstring(L, event_fields[field]);
@@ -799,23 +804,47 @@ static void fill_event(lua_State *L, int idx, const lua_invocation *inv)
     }
 }
 
-static int l_event_index(lua_State *L)
+/* The EV_* of the string key at idx, or EV_NFIELDS. */
+static int event_field_of(lua_State *L, int idx)
 {
-    if (lua_type(L, 2) != LUA_TSTRING)
-        return 0;
-    lua_invocation *inv = event_owner(L, 1);
-    if (inv == NULL)
-        return 0;
-    const char *key = lua_tostring(L, 2);
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return EV_NFIELDS;
+    const char *key = lua_tostring(L, idx);
     int field = 0;
     while (field < EV_NFIELDS && strcmp(key, event_fields[field]) != 0)
         field++;
-    if (field == EV_NFIELDS || !push_event_field(L, inv, field))
+    return field;
+}
+
+static int l_event_index(lua_State *L)
+{
+    int field = event_field_of(L, 2);
+    if (field == EV_NFIELDS)
+        return 0;
+    lua_invocation *inv = event_owner(L, 1);
+    if (inv == NULL || (inv->event_done & (1u << field)))
+        return 0; /* not this invocation's event, or built before and deleted since */
+    inv->event_done |= 1u << field;
+    if (!push_event_field(L, inv, field))
         return 0;
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
     lua_rawset(L, 1);
     return 1;
+}
+
+/* An assignment to a field not built yet: it stands (event.body = nil deletes the body for good). */
+static int l_event_newindex(lua_State *L)
+{
+    int field = event_field_of(L, 2);
+    if (field != EV_NFIELDS) {
+        lua_invocation *inv = event_owner(L, 1);
+        if (inv != NULL)
+            inv->event_done |= 1u << field;
+    }
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
 }
 
 /* next without the global of that name (a handler may replace it). */
@@ -856,13 +885,14 @@ static int expand_event(lua_State *L, int idx)
         return 0;
     idx = lua_absindex(L, idx);
     if (!lua_checkstack(L, 3))
-        return -1;
+        return -ENOMEM;
     lua_pushcfunction(L, fill_event_protected);
     lua_pushvalue(L, idx);
     lua_pushlightuserdata(L, inv);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    int rc = lua_pcall(L, 2, 0, 0);
+    if (rc != LUA_OK) {
         lua_pop(L, 1);
-        return -1;
+        return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
     }
     return 0;
 }
@@ -882,15 +912,17 @@ static int l_ctx_newindex(lua_State *L)
     return luaL_error(L, "ctx is read-only: keep per-request values in local variables");
 }
 
-/* Per warm state, once: the event metatable, and the one ctx every invocation of the state gets: its
- * fields (functionName, functionVersion, the functions) are raw, requestId comes from __index, and it
- * cannot be written (a value stored in it would reach later requests). Both metatables hide themselves
- * from getmetatable. */
+/* Per warm state, once: the event metatable, and the one ctx every invocation of the state gets. ctx
+ * itself stays empty (finish() checks: a handler's rawset would reach later requests): its metatable's
+ * __index is a hidden prototype with the names and functions, whose own metatable's __index gives the
+ * running invocation's requestId; __newindex raises. Both metatables hide themselves from getmetatable. */
 static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushcfunction(L, l_event_index);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_event_newindex);
+    lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, l_event_pairs);
     lua_setfield(L, -2, "__pairs");
     lua_pushboolean(L, 0);
@@ -920,8 +952,16 @@ static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
         lua_rawgeti(L, LUA_REGISTRYINDEX, *(const int *)((const char *)w + fns[i].offset));
         lua_setfield(L, -2, fns[i].name);
     }
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 2); /* the prototype's metatable */
     lua_pushcfunction(L, l_ctx_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+
+    lua_createtable(L, 0, 0); /* ctx */
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, -3);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_ctx_newindex);
     lua_setfield(L, -2, "__newindex");
@@ -929,6 +969,7 @@ static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn)
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
     w->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
 }
 
 /* Protected: builds (event, ctx) on the stack. Upvalue-free: the invocation is in the warm state. Only
@@ -1084,6 +1125,13 @@ static int finish(lua_invocation *inv, int rc, int discard)
     /* Forget the event (an existing registry slot: no allocation): a kept one answers nil from now on. */
     lua_pushboolean(w->L, 0);
     lua_rawseti(w->L, LUA_REGISTRYINDEX, w->event_slot_ref);
+    /* ctx is shared by the state's invocations and must stay empty: a handler that rawset something in it
+     * costs the state (lua_next allocates nothing). */
+    lua_rawgeti(w->L, LUA_REGISTRYINDEX, w->ctx_ref);
+    lua_pushnil(w->L);
+    if (lua_next(w->L, -2) != 0)
+        discard = 1;
+    lua_settop(w->L, 0);
     w->current = NULL;
     w->limit = 0;
     if (inv->batch != NULL) {

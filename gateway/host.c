@@ -46,6 +46,26 @@ static void on_timer_list(h2o_timeout_entry_t *entry)
     t->cb(t);
 }
 
+static void run_zero(h2o_timeout_entry_t *entry, int list)
+{
+    gw_timer *t = (gw_timer *)entry;
+    gw_host *host = &t->w->host;
+    int outer = host->zero_running;
+    host->zero_running = list;
+    t->cb(t);
+    host->zero_running = outer;
+}
+
+static void on_zero(h2o_timeout_entry_t *entry)
+{
+    run_zero(entry, 1);
+}
+
+static void on_zero_next(h2o_timeout_entry_t *entry)
+{
+    run_zero(entry, 2);
+}
+
 void gw_timer_start(gw_worker *w, gw_timer *t, uint64_t ms, void (*cb)(gw_timer *))
 {
     gw_timer_stop(t);
@@ -54,10 +74,15 @@ void gw_timer_start(gw_worker *w, gw_timer *t, uint64_t ms, void (*cb)(gw_timer 
     t->entry.cb = on_timer_list;
     uint64_t now = fn_now_ns();
     t->due_ns = now + ms * 1000000ULL;
-    if (ms == 0)
-        h2o_timeout_link(w->ctx.loop, &w->host.lists[0], &t->entry);
-    else
+    if (ms != 0) {
         link_for_remaining(t, now);
+    } else if (w->host.zero_running == 1) {
+        t->entry.cb = on_zero_next; /* later in this turn */
+        h2o_timeout_link(w->ctx.loop, &w->host.zero_next, &t->entry);
+    } else {
+        t->entry.cb = on_zero; /* this turn when started from I/O or a longer timer, else the next turn */
+        h2o_timeout_link(w->ctx.loop, &w->host.lists[0], &t->entry);
+    }
 }
 
 void gw_timer_stop(gw_timer *t)
@@ -163,6 +188,7 @@ void gw_host_init(gw_worker *w)
     pthread_mutex_init(&w->host.post_lock, NULL);
     for (size_t i = 0; i < GW_TIMER_LISTS; ++i)
         h2o_timeout_init(w->ctx.loop, &w->host.lists[i], ladder_ms[i]);
+    h2o_timeout_init(w->ctx.loop, &w->host.zero_next, 0); /* after lists[0]: h2o runs lists in this order */
     h2o_multithread_register_receiver(w->ctx.queue, &w->host.calls, on_posted);
 }
 
@@ -178,7 +204,10 @@ int gw_host_dispose(gw_worker *w)
         if (!h2o_linklist_is_empty(&w->host.lists[i]._entries))
             return -1;
     }
+    if (!h2o_linklist_is_empty(&w->host.zero_next._entries))
+        return -1;
     for (size_t i = 0; i < GW_TIMER_LISTS; ++i)
         h2o_timeout_dispose(w->ctx.loop, &w->host.lists[i]);
+    h2o_timeout_dispose(w->ctx.loop, &w->host.zero_next);
     return 0;
 }

@@ -17,8 +17,11 @@ struct gw_worker;
  * h2o 2.2 timers come in lists of one fixed duration. A worker keeps a fixed ladder of lists (1 ms to
  * 60 s); a timer is linked into the longest list not longer than the time left, and linked again when
  * that fires early, so it fires within about a millisecond of its due time, never before, whatever
- * durations functions ask for. A timer of 0 ms goes on a list of its own and runs in the loop's next
- * turn, without waiting (this defers work out of the current callback without adding latency).
+ * durations functions ask for. A timer of 0 ms goes on a list of its own and runs in the same or the
+ * next turn of the loop, without waiting (this defers work out of the current callback without adding
+ * latency). A 0 ms timer started from a 0 ms timer's callback goes on a second list that runs after the
+ * first; one started from that list waits for the next turn: a chain of them (a handler calling
+ * ctx.sleep(0) in a loop) runs two hops per turn and never keeps the loop from its sockets.
  */
 typedef struct gw_timer gw_timer;
 struct gw_timer {
@@ -31,7 +34,9 @@ struct gw_timer {
 typedef struct gw_host {
     fn_host super; /* what the runtimes get (fn_call.host) */
     struct gw_worker *worker;
-    h2o_timeout_t lists[GW_TIMER_LISTS];
+    h2o_timeout_t lists[GW_TIMER_LISTS]; /* lists[0]: 0 ms timers */
+    h2o_timeout_t zero_next;             /* 0 ms timers started from a lists[0] callback (runs after it) */
+    int zero_running;                    /* in a callback of: 0 neither, 1 lists[0], 2 zero_next */
     h2o_multithread_receiver_t calls;
     pthread_mutex_t post_lock; /* orders posts against gw_host_close */
     int closed;

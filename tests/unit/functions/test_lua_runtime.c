@@ -427,6 +427,73 @@ static void test_event_encoded_at_the_memory_limit(void **state)
     fn_function_release(&fn);
 }
 
+/* A field the handler deletes stays deleted: reads, pairs and json.encode do not build it again (a handler
+ * that drops the authorization header before logging the event must not see it come back). */
+static void test_deleted_event_fields_stay_deleted(void **state)
+{
+    (void)state;
+    fn_function *fn =
+        load_ok("redact", "return { handler = function(event, ctx)\n"
+                          "  local h = event.headers\n"
+                          "  event.headers = nil\n"
+                          "  event.body = nil\n"
+                          "  event.extra = 'kept'\n"
+                          "  local e = json.decode(json.encode(event))\n"
+                          "  local n = 0\n"
+                          "  for k in pairs(event) do n = n + 1 end\n"
+                          "  return { headers = e.headers == nil, body = e.body == nil, extra = e.extra,\n"
+                          "           read = event.headers == nil and event.body == nil, had = h ~= nil,\n"
+                          "           method = e.method, n = n }\n"
+                          "end }\n");
+    bfg_event ev = make_event();
+    fn_response res;
+    assert_int_equal(invoke_full(fn, &ev, NULL, 5000, 0, &res), 0);
+    json_t *body = body_json(&res);
+    assert_true(json_is_true(json_object_get(body, "headers")));
+    assert_true(json_is_true(json_object_get(body, "body")));
+    assert_true(json_is_true(json_object_get(body, "read")));
+    assert_true(json_is_true(json_object_get(body, "had")));
+    assert_str_field(body, "extra", "kept");
+    assert_str_field(body, "method", "POST");
+    /* the 10 fields of make_event's request, less the two deleted, plus extra */
+    assert_int_equal(json_integer_value(json_object_get(body, "n")), 9);
+    json_decref(body);
+    fn_response_release(&res);
+    fn_function_release(&fn);
+}
+
+/* ctx is shared by the invocations of a state: a value a handler puts in it with rawset must not reach the
+ * next request (the state is dropped), and ctx's names and functions cannot be replaced that way. */
+static void test_ctx_rawset_does_not_reach_the_next_request(void **state)
+{
+    (void)state;
+    fn_function *fn = load_ok("stash", "return { handler = function(event, ctx)\n"
+                                       "  local seen = rawget(ctx, 'user') or 'none'\n"
+                                       "  local rid = ctx.requestId\n"
+                                       "  local logtype = type(ctx.log)\n"
+                                       "  rawset(ctx, 'user', 'alice')\n"
+                                       "  rawset(ctx, 'requestId', 'stale')\n"
+                                       "  rawset(ctx, 'log', 42)\n"
+                                       "  return { seen = seen, rid = rid, logtype = logtype }\n"
+                                       "end }\n");
+    bfg_event ev = make_event();
+    fn_response res;
+    for (int round = 0; round < 2; ++round) {
+        if (round == 0)
+            ev.request_id = (bfg_str)S("req-one");
+        else
+            ev.request_id = (bfg_str)S("req-two");
+        assert_int_equal(invoke_full(fn, &ev, NULL, 5000, 0, &res), 0);
+        json_t *body = body_json(&res);
+        assert_str_field(body, "seen", "none");
+        assert_str_field(body, "rid", round == 0 ? "req-one" : "req-two");
+        assert_str_field(body, "logtype", "function");
+        json_decref(body);
+        fn_response_release(&res);
+    }
+    fn_function_release(&fn);
+}
+
 /* A kept event answers nil in a later invocation for the fields it had not read in time (never the later
  * request's data), and keeps those it had. */
 static void test_kept_event_unread_fields_are_nil(void **state)
@@ -1216,6 +1283,8 @@ int main(void)
         cmocka_unit_test(test_event_fields_are_per_invocation),
         cmocka_unit_test(test_kept_event_unread_fields_are_nil),
         cmocka_unit_test(test_event_encoded_at_the_memory_limit),
+        cmocka_unit_test(test_deleted_event_fields_stay_deleted),
+        cmocka_unit_test(test_ctx_rawset_does_not_reach_the_next_request),
         cmocka_unit_test(test_empty_event_gives_empty_strings_and_tables),
         cmocka_unit_test(test_ctx_fields),
         cmocka_unit_test(test_ctx_log_refuses_unknown_level),

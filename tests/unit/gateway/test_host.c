@@ -71,6 +71,37 @@ static void test_zero_timer_runs_in_the_next_turn(void **state)
     assert_false(gw_timer_active(&later.timer));
 }
 
+typedef struct chain {
+    gw_timer timer; /* first */
+    gw_worker *w;
+    long hops;
+} chain;
+
+static void on_chain(gw_timer *timer)
+{
+    chain *c = (chain *)timer;
+    if (++c->hops < 1000000)
+        gw_timer_start(c->w, &c->timer, 0, on_chain);
+}
+
+/* A 0 ms timer that starts itself again from its callback (a handler calling ctx.sleep(0) in a loop) runs
+ * at most two hops per turn of the loop: sockets and other timers still get their turn. */
+static void test_zero_chain_yields_the_loop(void **state)
+{
+    fixture *f = *state;
+    chain c = {.w = &f->w};
+    fired other = {0};
+    gw_timer_start(&f->w, &c.timer, 0, on_chain);
+    h2o_evloop_run(f->w.ctx.loop, 0);
+    assert_true(c.hops >= 1 && c.hops <= 2);
+    gw_timer_start(&f->w, &other.timer, 1, on_fired);
+    for (int turns = 0; turns < 100000 && other.count == 0; ++turns)
+        h2o_evloop_run(f->w.ctx.loop, 0);
+    assert_int_equal(other.count, 1);
+    assert_true(c.hops < 1000000); /* the chain is still going: it did not run to its end first */
+    gw_timer_stop(&c.timer);
+}
+
 /* Timers of any length fire once, never before their due time; one restarted from its own callback runs
  * again. */
 static void test_timers_never_fire_early(void **state)
@@ -108,6 +139,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_zero_timer_runs_in_the_next_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zero_chain_yields_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers_never_fire_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_replaces, setup, teardown),
     };
