@@ -778,6 +778,7 @@ static lua_invocation *event_owner(lua_State *L, int idx)
     lua_warm *w = warm_of(L);
     if (w->current == NULL)
         return NULL;
+    idx = lua_absindex(L, idx);
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->event_slot_ref);
     int same = lua_rawequal(L, idx, -1);
     lua_pop(L, 1);
