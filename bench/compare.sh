@@ -8,7 +8,9 @@
 #
 # Workloads: hello (a small JSON object from the platform's function: Lua, Lua, JS, memory),
 # transform (a 2 KB JSON order reshaped), fanout (three upstream calls of 10 ms in parallel, merged),
-# jwt (an HS256-protected hello, one reused token), c_hello (bffgate's C function inline, next to the bare
+# jwt (an HS256-protected hello, one reused token), jwt_distinct (the same with 4,096 distinct tokens in
+# turn: more than bffgate's per-worker cache of verified tokens holds, so every request is verified, as the
+# peers do), c_hello (bffgate's C function inline, next to the bare
 # handler), routes (one of 10,000 routes); and two at a fixed offered load instead of as fast as possible:
 # hello_fixed (BENCH_RATE, default 5000 requests/s) and fanout_fixed (BENCH_FANOUT_RATE, default 1000/s),
 # sent by bench_loadgen on a schedule, each latency counted from when its request was due (a target that
@@ -172,6 +174,23 @@ start_bare
 
 # ---- measuring ----
 TOKEN=$("$PEERS/mint-token.sh" "$SECRET" bench-user 3600)
+# jwt_distinct: 4,096 tokens (subjects user-0 .. user-4095) sent in turn, so none is in a cache of 1,024.
+python3 - "$SECRET" "$WORK/jwt_distinct.lua" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+secret, out = sys.argv[1].encode(), sys.argv[2]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(b'{"alg":"HS256","typ":"JWT"}')
+now = int(time.time())
+with open(out, "w") as f:
+    f.write("local tokens = {\n")
+    for i in range(4096):
+        body = b64(json.dumps({"sub": "user-%d" % i, "iat": now, "exp": now + 3600}, separators=(",", ":")).encode())
+        sig = b64(hmac.new(secret, (head + "." + body).encode(), hashlib.sha256).digest())
+        f.write('  "%s.%s.%s",\n' % (head, body, sig))
+    f.write("}\nlocal i = 0\n")
+    f.write("request = function()\n  i = i % #tokens + 1\n")
+    f.write('  return wrk.format(nil, nil, { Authorization = "Bearer " .. tokens[i] })\nend\n')
+PY
 cat >"$WORK/transform.lua" <<LUA
 wrk.method = "POST"
 wrk.body = [==[$(cat "$PEERS/order.json")]==]
@@ -202,7 +221,7 @@ path_of() { # workload
   case $1 in
     hello | hello_fixed) echo /hello ;; c_hello) echo /c_hello ;; transform) echo /transform ;;
     fanout | fanout_fixed) echo /fanout ;;
-    jwt) echo /jwt/hello ;; routes) echo /r7777/item ;;
+    jwt | jwt_distinct) echo /jwt/hello ;; routes) echo /r7777/item ;;
   esac
 }
 applies() { # target workload
@@ -214,7 +233,7 @@ applies() { # target workload
     *) return 0 ;;
   esac
 }
-WORKLOADS=(${BENCH_WORKLOADS:-hello transform fanout jwt c_hello routes hello_fixed fanout_fixed})
+WORKLOADS=(${BENCH_WORKLOADS:-hello transform fanout jwt jwt_distinct c_hello routes hello_fixed fanout_fixed})
 RATE=${BENCH_RATE:-5000}
 FANOUT_RATE=${BENCH_FANOUT_RATE:-1000}
 if [ "$SMOKE" = 1 ]; then RATE=500; FANOUT_RATE=100; fi
@@ -226,6 +245,7 @@ run_one() { # target workload
   url="http://127.0.0.1:${PORT[$t]}$path"
   [ "$w" = transform ] && args+=(-s "$WORK/transform.lua")
   [ "$w" = jwt ] && args+=(-H "Authorization: Bearer $TOKEN")
+  [ "$w" = jwt_distinct ] && args+=(-s "$WORK/jwt_distinct.lua")
   [ "$w" = fanout ] && [ "$SMOKE" = 0 ] && conns=200
   local before after out reqs rps p50 p99 cpu non2xx
   before=$(cpu_ticks "${ROOTPID[$t]}")

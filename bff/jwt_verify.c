@@ -76,6 +76,58 @@ const char *bff_jwt_alg_name(bff_jwt_alg alg)
     return (unsigned)alg < BFF_JWT_ALG_COUNT ? algs[alg].name : "?";
 }
 
+/* RFC 2104: the digest states after absorbing (K ^ ipad) and (K ^ opad), K being the key, or its digest when
+ * longer than a block, padded with zeros to the block. Returns 0, or -ENOMEM / -EINVAL (OpenSSL failed). */
+static int hmac_precompute(bff_jwt_alg alg, const unsigned char *key, size_t len, EVP_MD_CTX **inner,
+                           EVP_MD_CTX **outer)
+{
+    const EVP_MD *md = EVP_get_digestbyname(algs[alg].digest);
+    int block = md != NULL ? EVP_MD_get_block_size(md) : 0;
+    unsigned char k[128], pad[128]; /* SHA-512's block is the largest */
+    if (block <= 0 || block > (int)sizeof(k))
+        return -EINVAL;
+    memset(k, 0, sizeof(k));
+    unsigned klen = 0;
+    int ok = 1;
+    if (len > (size_t)block)
+        ok = EVP_Digest(key, len, k, &klen, md, NULL) == 1;
+    else
+        memcpy(k, key, len);
+    *inner = EVP_MD_CTX_new();
+    *outer = EVP_MD_CTX_new();
+    ok = ok && *inner != NULL && *outer != NULL;
+    for (int i = 0; ok && i < block; ++i)
+        pad[i] = k[i] ^ 0x36;
+    ok = ok && EVP_DigestInit_ex(*inner, md, NULL) == 1 && EVP_DigestUpdate(*inner, pad, (size_t)block) == 1;
+    for (int i = 0; ok && i < block; ++i)
+        pad[i] = k[i] ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex(*outer, md, NULL) == 1 && EVP_DigestUpdate(*outer, pad, (size_t)block) == 1;
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    if (!ok) {
+        EVP_MD_CTX_free(*inner);
+        EVP_MD_CTX_free(*outer);
+        *inner = *outer = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* HMAC of input with a key's precomputed pad states; mac has room for EVP_MAX_MD_SIZE. Returns 1, or 0. */
+static int hmac_compute(const bff_jwt_key *key, const unsigned char *input, size_t input_len, unsigned char *mac,
+                        unsigned *mac_len)
+{
+    unsigned char inner[EVP_MAX_MD_SIZE];
+    unsigned inner_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_MD_CTX_copy_ex(ctx, key->hmac_inner) == 1 &&
+             EVP_DigestUpdate(ctx, input, input_len) == 1 && EVP_DigestFinal_ex(ctx, inner, &inner_len) == 1 &&
+             EVP_MD_CTX_copy_ex(ctx, key->hmac_outer) == 1 && EVP_DigestUpdate(ctx, inner, inner_len) == 1 &&
+             EVP_DigestFinal_ex(ctx, mac, mac_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
 int bff_jwt_config_add_key(bff_jwt_config *cfg, const char *kid, bff_jwt_alg alg, const void *material, size_t len)
 {
     if (material == NULL || len == 0 || (unsigned)alg >= BFF_JWT_ALG_COUNT)
@@ -101,6 +153,17 @@ int bff_jwt_config_add_key(bff_jwt_config *cfg, const char *kid, bff_jwt_alg alg
         return -ENOMEM;
     }
     k->pkey = pkey;
+    if (is_hmac(alg)) {
+        EVP_MD_CTX *inner = NULL, *outer = NULL;
+        int rc = hmac_precompute(alg, material, len, &inner, &outer);
+        if (rc != 0) {
+            free(k->material);
+            free(k->kid);
+            return rc;
+        }
+        k->hmac_inner = inner;
+        k->hmac_outer = outer;
+    }
     memcpy(k->material, material, len);
     k->material[len] = '\0';
     k->len = len;
@@ -118,6 +181,8 @@ void bff_jwt_config_release(bff_jwt_config *cfg)
             OPENSSL_cleanse(cfg->keys[i].material, cfg->keys[i].len); /* HMAC secrets do not outlive the config */
         free(cfg->keys[i].material);
         EVP_PKEY_free(cfg->keys[i].pkey);
+        EVP_MD_CTX_free(cfg->keys[i].hmac_inner);
+        EVP_MD_CTX_free(cfg->keys[i].hmac_outer);
     }
     free(cfg->keys);
     for (size_t i = 0; i < cfg->naudiences; ++i)
@@ -238,16 +303,16 @@ static int check_claims(const bff_jwt_config *cfg, json_t *claims, time_t now, c
 static int verify_signature(const bff_jwt_key *key, const unsigned char *input, size_t input_len,
                             const unsigned char *sig, size_t sig_len)
 {
-    const EVP_MD *md = EVP_get_digestbyname(algs[key->alg].digest);
-    if (md == NULL)
-        return 0;
     if (is_hmac(key->alg)) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         unsigned mac_len = 0;
-        if (key->len > INT32_MAX || HMAC(md, key->material, (int)key->len, input, input_len, mac, &mac_len) == NULL)
+        if (key->hmac_inner == NULL || !hmac_compute(key, input, input_len, mac, &mac_len))
             return 0;
         return sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
     }
+    const EVP_MD *md = EVP_get_digestbyname(algs[key->alg].digest);
+    if (md == NULL)
+        return 0;
     unsigned char *der = NULL;
     int der_len = 0;
     if (algs[key->alg].curve != NULL) {
@@ -279,6 +344,66 @@ static int verify_signature(const bff_jwt_key *key, const unsigned char *input, 
     return ok;
 }
 
+/* A header's base64url text and what it says: alg and kid. */
+typedef struct header_memo {
+    char text[256]; /* the base64url text; len 0: nothing remembered */
+    size_t len;
+    bff_jwt_alg alg;
+    int has_kid;
+    char kid[256];
+} header_memo;
+
+/* Decodes and checks the header (base64url text b64 of b64_len bytes): a JSON object with an accepted "alg"
+ * and, if present, a string "kid" without NUL. Fills memo (remembering the text when it and the kid fit; a
+ * kid too long for memo->kid goes to *long_kid, malloc'd, with has_kid 2), or returns -1 with reason set
+ * and memo forgotten. */
+static int read_header(const char *b64, size_t b64_len, header_memo *memo, char **long_kid, char *reason, size_t cap)
+{
+    memo->len = 0;
+    size_t header_len;
+    char *header_text = b64url_decode(b64, b64_len, &header_len);
+    if (header_text == NULL)
+        return fail(reason, cap, "header is not base64url");
+    json_error_t jerr;
+    json_t *header = json_loadb(header_text, header_len, 0, &jerr);
+    free(header_text);
+    if (!json_is_object(header)) {
+        json_decref(header);
+        return fail(reason, cap, "header is not a JSON object");
+    }
+    const char *alg_name = json_string_value(json_object_get(header, "alg"));
+    json_t *kid_value = json_object_get(header, "kid");
+    if (alg_name == NULL || bff_jwt_alg_parse(alg_name, &memo->alg) != 0) {
+        int rc = fail(reason, cap, "algorithm \"%s\" is not accepted", alg_name != NULL ? alg_name : "(missing)");
+        json_decref(header);
+        return rc;
+    }
+    if (kid_value != NULL && !json_is_string(kid_value)) {
+        json_decref(header);
+        return fail(reason, cap, "kid is not a string");
+    }
+    const char *kid = json_string_value(kid_value);
+    size_t kid_len = kid_value != NULL ? json_string_length(kid_value) : 0;
+    if (kid != NULL && strlen(kid) != kid_len) {
+        int rc = fail(reason, cap, "kid has a NUL character");
+        json_decref(header);
+        return rc;
+    }
+    memo->has_kid = kid == NULL ? 0 : kid_len < sizeof(memo->kid) ? 1 : 2;
+    if (memo->has_kid == 1)
+        memcpy(memo->kid, kid, kid_len + 1);
+    if (memo->has_kid == 2 && (*long_kid = strdup(kid)) == NULL) {
+        json_decref(header);
+        return fail(reason, cap, "out of memory");
+    }
+    json_decref(header);
+    if (memo->has_kid != 2 && b64_len <= sizeof(memo->text)) {
+        memcpy(memo->text, b64, b64_len);
+        memo->len = b64_len;
+    }
+    return 0;
+}
+
 int bff_jwt_verify(const bff_jwt_config *cfg, const char *token, size_t len, time_t now, json_t **claims, char *reason,
                    size_t cap)
 {
@@ -298,31 +423,19 @@ int bff_jwt_verify(const bff_jwt_config *cfg, const char *token, size_t len, tim
             return fail(reason, cap, "not base64url");
     }
 
-    /* The header, checked here: libjwt trusts its "alg". */
-    size_t header_len;
-    char *header_text = b64url_decode(token, (size_t)(dot1 - token), &header_len);
-    if (header_text == NULL)
-        return fail(reason, cap, "header is not base64url");
+    /* The header: its alg and kid, from the last header this thread read when the bytes are the same (tokens
+     * of one issuer share a header), else parsed. */
+    static __thread header_memo memo;
+    size_t header_b64_len = (size_t)(dot1 - token);
     json_error_t jerr;
-    json_t *header = json_loadb(header_text, header_len, 0, &jerr);
-    free(header_text);
-    if (!json_is_object(header)) {
-        json_decref(header);
-        return fail(reason, cap, "header is not a JSON object");
+    char *long_kid = NULL;
+    if (memo.len == 0 || memo.len != header_b64_len || memcmp(memo.text, token, header_b64_len) != 0) {
+        int rc = read_header(token, header_b64_len, &memo, &long_kid, reason, cap);
+        if (rc != 0)
+            return rc;
     }
-    const char *alg_name = json_string_value(json_object_get(header, "alg"));
-    json_t *kid_value = json_object_get(header, "kid");
-    bff_jwt_alg alg;
-    if (alg_name == NULL || bff_jwt_alg_parse(alg_name, &alg) != 0) {
-        int rc = fail(reason, cap, "algorithm \"%s\" is not accepted", alg_name != NULL ? alg_name : "(missing)");
-        json_decref(header);
-        return rc;
-    }
-    if (kid_value != NULL && !json_is_string(kid_value)) {
-        json_decref(header);
-        return fail(reason, cap, "kid is not a string");
-    }
-    const char *kid = json_string_value(kid_value);
+    bff_jwt_alg alg = memo.alg;
+    const char *kid = memo.has_kid == 2 ? long_kid : memo.has_kid ? memo.kid : NULL;
     const bff_jwt_key *key = NULL;
     for (size_t i = 0; i < cfg->nkeys; ++i) {
         const bff_jwt_key *k = &cfg->keys[i];
@@ -332,10 +445,10 @@ int bff_jwt_verify(const bff_jwt_config *cfg, const char *token, size_t len, tim
     if (key == NULL) {
         int rc = kid != NULL ? fail(reason, cap, "no key with kid \"%.64s\"", kid)
                              : fail(reason, cap, "the token has no kid and several keys are configured");
-        json_decref(header);
+        free(long_kid);
         return rc;
     }
-    json_decref(header);
+    free(long_kid);
     if (key->alg != alg)
         return fail(reason, cap, "algorithm %s does not match the key's %s", bff_jwt_alg_name(alg),
                     bff_jwt_alg_name(key->alg));

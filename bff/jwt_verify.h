@@ -50,6 +50,10 @@ typedef struct bff_jwt_key {
     unsigned char *material; /* HMAC secret bytes, or a PEM public key (NUL-terminated) */
     size_t len;
     void *pkey; /* RSA/EC: the parsed public key (an OpenSSL EVP_PKEY); NULL for HMAC */
+    /* HMAC: the digest states after the key's inner and outer pads (OpenSSL EVP_MD_CTX), made once when
+     * the key is added, so a verification copies them instead of setting the key up again. Read-only
+     * after that: threads verify with the same key at once. */
+    void *hmac_inner, *hmac_outer;
 } bff_jwt_key;
 
 /* The config owns every pointer in it (keys, issuer, audiences): bff_jwt_config_release frees them. */

@@ -309,6 +309,43 @@ static void test_hs384_and_hs512_valid(void **state)
     release_config(&cfg512);
 }
 
+/* HMAC keys of every length around the digests' block sizes (64 bytes for SHA-256, 128 for SHA-384/512; a
+ * longer key is hashed first): tokens minted by libjwt verify, and a key differing in its last byte does
+ * not. (The pad states are computed once per key, not per token.) */
+static void test_hmac_key_lengths(void **state)
+{
+    (void)state;
+    char claims_json[128];
+    snprintf(claims_json, sizeof(claims_json), "{\"sub\":\"u\",\"exp\":%ld}", (long)NOW + 60);
+    static const size_t lengths[] = {1, 32, 63, 64, 65, 127, 128, 129, 300};
+    static const struct {
+        bff_jwt_alg ours;
+        jwt_alg_t libjwt;
+    } algs[] = {{BFF_JWT_HS256, JWT_ALG_HS256}, {BFF_JWT_HS384, JWT_ALG_HS384}, {BFF_JWT_HS512, JWT_ALG_HS512}};
+    for (size_t a = 0; a < sizeof(algs) / sizeof(algs[0]); ++a) {
+        for (size_t l = 0; l < sizeof(lengths) / sizeof(lengths[0]); ++l) {
+            char key[301], other[301];
+            memset(key, 'k', lengths[l]);
+            key[lengths[l]] = '\0';
+            memcpy(other, key, lengths[l] + 1);
+            other[lengths[l] - 1] = 'x';
+            bff_jwt_config cfg = {0};
+            add_key(&cfg, NULL, algs[a].ours, key);
+            char *good = make_token(algs[a].libjwt, key, NULL, claims_json);
+            char *bad = make_token(algs[a].libjwt, other, NULL, claims_json);
+            if (verify(&cfg, good) != 0)
+                fail_msg("%s with a %zu-byte key: a good token was refused", bff_jwt_alg_name(algs[a].ours),
+                         lengths[l]);
+            if (verify(&cfg, bad) == 0)
+                fail_msg("%s with a %zu-byte key: a token of another key passed", bff_jwt_alg_name(algs[a].ours),
+                         lengths[l]);
+            free(good);
+            free(bad);
+            release_config(&cfg);
+        }
+    }
+}
+
 static void test_rs256_valid_with_pem_public_key(void **state)
 {
     (void)state;
@@ -639,6 +676,43 @@ static void test_kid_selects_key(void **state)
     token = craft_hs256("{\"alg\":\"HS256\",\"kid\":1}", "{\"sub\":\"u\"}", SECRET_A);
     assert_int_equal(verify(&cfg, token), -1);
     free(token);
+    release_config(&cfg);
+}
+
+/* The header's alg and kid are remembered per thread by the header's bytes: the same header again, a
+ * different one, a kid too long to remember, and a kid with a NUL (which must not match the key named by the
+ * part before it) all give the answer a fresh parse would. */
+static void test_header_memo(void **state)
+{
+    (void)state;
+    char long_kid[400];
+    memset(long_kid, 'L', sizeof(long_kid) - 1);
+    long_kid[sizeof(long_kid) - 1] = '\0';
+    bff_jwt_config cfg = {0};
+    add_key(&cfg, "a", BFF_JWT_HS256, SECRET_A);
+    add_key(&cfg, long_kid, BFF_JWT_HS256, SECRET_B);
+    for (int round = 0; round < 2; ++round) {
+        char *a = make_token(JWT_ALG_HS256, SECRET_A, "a", "{\"sub\":\"u\"}");
+        char *a_wrong = make_token(JWT_ALG_HS256, SECRET_B, "a", "{\"sub\":\"u\"}");
+        char *l = make_token(JWT_ALG_HS256, SECRET_B, long_kid, "{\"sub\":\"u\"}");
+        char *l_wrong = make_token(JWT_ALG_HS256, SECRET_A, long_kid, "{\"sub\":\"u\"}");
+        assert_int_equal(verify(&cfg, a), 0);
+        assert_int_equal(verify(&cfg, a), 0); /* remembered */
+        assert_int_equal(verify(&cfg, a_wrong), -1);
+        assert_int_equal(verify(&cfg, l), 0);
+        assert_int_equal(verify(&cfg, l_wrong), -1);
+        assert_int_equal(verify(&cfg, a), 0);
+        free(a);
+        free(a_wrong);
+        free(l);
+        free(l_wrong);
+    }
+    char *nul = craft_hs256("{\"alg\":\"HS256\",\"kid\":\"a\\u0000x\"}", "{\"sub\":\"u\"}", SECRET_A);
+    char reason[256] = "";
+    json_t *claims = NULL;
+    assert_int_equal(bff_jwt_verify(&cfg, nul, strlen(nul), NOW, &claims, reason, sizeof(reason)), -1);
+    assert_non_null(strstr(reason, "header")); /* jansson refuses \u0000 in strings: never a kid "a" */
+    free(nul);
     release_config(&cfg);
 }
 
@@ -1158,6 +1232,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hs256_valid_returns_claims),
         cmocka_unit_test(test_hs384_and_hs512_valid),
+        cmocka_unit_test(test_hmac_key_lengths),
         cmocka_unit_test(test_rs256_valid_with_pem_public_key),
         cmocka_unit_test(test_es256_valid),
         cmocka_unit_test(test_es256_signature_forms),
@@ -1171,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_algorithm_confusion_refused),
         cmocka_unit_test(test_alg_differs_from_pinned_alg_refused),
         cmocka_unit_test(test_kid_selects_key),
+        cmocka_unit_test(test_header_memo),
         cmocka_unit_test(test_single_key_without_kid),
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_nbf),
