@@ -460,7 +460,7 @@ static int load_key(bff_jwt_config *scratch, const bff_jwt_config *cfg, json_t *
     return key_fail(ke, "kty", "\"%s\" is not supported (RSA, EC or oct)", quote(kty).text);
 }
 
-/* Frees a scratch config, zeroing its HMAC secrets first (bff_jwt_config_release does not). */
+/* Frees a scratch config (bff_jwt_config_release zeroes its HMAC secrets too; zeroing twice is harmless). */
 static void scratch_release(bff_jwt_config *scratch)
 {
     for (size_t i = 0; i < scratch->nkeys; ++i)

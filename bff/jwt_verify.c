@@ -105,10 +105,11 @@ static int hmac_precompute(bff_jwt_alg alg, const unsigned char *key, size_t len
     OPENSSL_cleanse(k, sizeof(k));
     OPENSSL_cleanse(pad, sizeof(pad));
     if (!ok) {
+        int rc = *inner == NULL || *outer == NULL ? -ENOMEM : -EINVAL;
         EVP_MD_CTX_free(*inner);
         EVP_MD_CTX_free(*outer);
         *inner = *outer = NULL;
-        return -ENOMEM;
+        return rc;
     }
     return 0;
 }
@@ -125,6 +126,7 @@ static int hmac_compute(const bff_jwt_key *key, const unsigned char *input, size
              EVP_MD_CTX_copy_ex(ctx, key->hmac_outer) == 1 && EVP_DigestUpdate(ctx, inner, inner_len) == 1 &&
              EVP_DigestFinal_ex(ctx, mac, mac_len) == 1;
     EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(inner, sizeof(inner));
     return ok;
 }
 
@@ -308,7 +310,9 @@ static int verify_signature(const bff_jwt_key *key, const unsigned char *input, 
         unsigned mac_len = 0;
         if (key->hmac_inner == NULL || !hmac_compute(key, input, input_len, mac, &mac_len))
             return 0;
-        return sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
+        int ok = sig_len == mac_len && CRYPTO_memcmp(mac, sig, mac_len) == 0;
+        OPENSSL_cleanse(mac, sizeof(mac)); /* the valid signature for what the client sent */
+        return ok;
     }
     const EVP_MD *md = EVP_get_digestbyname(algs[key->alg].digest);
     if (md == NULL)
