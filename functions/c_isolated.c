@@ -128,6 +128,19 @@ static bfg_pair *get_pairs(reader *r, size_t *n)
     return pairs;
 }
 
+/* Writes the frame's length (little-endian, the bytes after the 4-byte prefix) into its prefix. Returns 0, or -1
+ * when the frame is larger than FRAME_MAX. */
+static int close_frame(fn_buf *b)
+{
+    if (b->len - 4 > FRAME_MAX)
+        return -1;
+    uint32_t len = (uint32_t)(b->len - 4);
+    unsigned char x[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
+                          (unsigned char)(len >> 24)};
+    memcpy(b->data, x, 4);
+    return 0;
+}
+
 static int encode_event(fn_buf *b, const bfg_event *ev, size_t memory_limit)
 {
     int rc = put_u32(b, 0) | put_u64(b, memory_limit); /* the length is filled in last */
@@ -137,13 +150,7 @@ static int encode_event(fn_buf *b, const bfg_event *ev, size_t memory_limit)
     rc |= put_str(b, ev->claims.ptr, ev->claims.len);
     rc |= put_pairs(b, ev->params, ev->nparams) | put_pairs(b, ev->query, ev->nquery);
     rc |= put_pairs(b, ev->headers, ev->nheaders);
-    if (rc != 0 || b->len - 4 > FRAME_MAX)
-        return -1;
-    uint32_t len = (uint32_t)(b->len - 4);
-    unsigned char x[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
-                          (unsigned char)(len >> 24)};
-    memcpy(b->data, x, 4);
-    return 0;
+    return rc != 0 ? -1 : close_frame(b);
 }
 
 static int encode_response(fn_buf *b, int rc, const fn_response *res)
@@ -155,13 +162,7 @@ static int encode_response(fn_buf *b, int rc, const fn_response *res)
         e |= put_str(b, res->headers[i].name, strlen(res->headers[i].name)) |
              put_str(b, res->headers[i].value, res->headers[i].value_len);
     e |= put_str(b, res->body.data != NULL ? res->body.data : "", res->body.len);
-    if (e != 0 || b->len - 4 > FRAME_MAX)
-        return -1;
-    uint32_t len = (uint32_t)(b->len - 4);
-    unsigned char x[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
-                          (unsigned char)(len >> 24)};
-    memcpy(b->data, x, 4);
-    return 0;
+    return e != 0 ? -1 : close_frame(b);
 }
 
 /* ---- blocking I/O with a deadline (0: none) ---- */
