@@ -2,6 +2,7 @@
 #include "lua_runtime.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -494,6 +495,10 @@ static void set_global_nil(lua_State *L, const char *name)
 
 /* Opens the allowed libraries and removes everything else. Runs protected (it may raise on OOM). */
 static void make_prototypes(lua_State *L, lua_warm *w, const fn_function *fn);
+
+/* The JSON library's hooks: how much text an encode may produce, and how an event is encoded whole. */
+static pthread_once_t json_hooks_once = PTHREAD_ONCE_INIT;
+static void set_json_hooks(void);
 static int expand_event(lua_State *L, int idx);
 
 static int open_sandbox(lua_State *L)
@@ -548,8 +553,7 @@ static int open_sandbox(lua_State *L)
     lua_setfield(L, -2, "close");
     lua_pop(L, 1);
     fn_lua_json_open(L);
-    fn_lua_json_set_budget(json_budget);
-    fn_lua_json_set_expand(expand_event);
+    pthread_once(&json_hooks_once, set_json_hooks); /* before the first state uses them, from any thread */
 
     lua_warm *w = warm_of(L);
     lua_pushcfunction(L, l_ctx_log);
@@ -896,6 +900,12 @@ static int expand_event(lua_State *L, int idx)
         return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
     }
     return 0;
+}
+
+static void set_json_hooks(void)
+{
+    fn_lua_json_set_budget(json_budget);
+    fn_lua_json_set_expand(expand_event);
 }
 
 /* ctx.requestId: the running invocation's (ctx is shared by the invocations of a state). */
